@@ -1,0 +1,99 @@
+/*
+ * spiral/recorder.h — streaming HDF5 output, one file per run.
+ *
+ * Layout (DESIGN §3): a *table* is an HDF5 group of equal-length 1-D datasets,
+ * one per column.  Column 0 is the group's dimension scale (normally `t`,
+ * float64 seconds); every other column has that scale attached, so
+ * `xarray.open_dataset(path, engine="h5netcdf", group=...)` opens it.  Every
+ * column carries `units` and `long_name` attributes; category columns carry
+ * CF `flag_values` / `flag_meanings` attributes mapping code -> name.
+ *
+ * Writing: each column keeps one chunk-sized buffer in memory.  `sp_rec_append`
+ * only copies values into the buffers; when they fill, the whole chunk is
+ * appended (dataset extended by one chunk, one aligned hyperslab write), so
+ * HDF5 never sees a partial chunk until close.  Memory is bounded by
+ * (chunk_rows x row bytes) per table whatever the run length.  The chunk
+ * cache of every dataset is sized to hold a chunk (a too-small cache made
+ * compressed appends 100x slower on these machines).
+ *
+ * Status: the root attribute `status` is "running" from creation and becomes
+ * "complete", "interrupted" or "failed" only in sp_rec_close(), after every
+ * buffered row has been written — a reader never mistakes a partial file for
+ * a complete one.
+ *
+ * Errors on the hot path are sticky: sp_rec_append() records the first error
+ * and drops further rows; sp_rec_error() and sp_rec_close() report it.
+ */
+#ifndef SPIRAL_RECORDER_H
+#define SPIRAL_RECORDER_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sp_rec;
+struct sp_rec_table;
+
+enum sp_rec_type { SP_REC_F64, SP_REC_I64, SP_REC_I32, SP_REC_I16, SP_REC_I8 };
+
+struct sp_rec_col {
+    const char *name;
+    enum sp_rec_type type;
+    const char *units;          /* "s", "USD", "1" (dimensionless), ... */
+    const char *long_name;
+    const char *const *codes;   /* category names for codes 0..n-1, NULL-terminated; or NULL */
+};
+
+/* One value of a row; the member used is the column's type (f for F64). */
+union sp_rec_val { double f; int64_t i; };
+
+struct sp_rec_opts {
+    int compression;      /* deflate level 0..9 (0 = none); shuffle when > 0. Default 1. */
+    size_t chunk_rows;    /* rows per chunk; 0 = default (16384) */
+};
+
+/* Create (truncate) `path`; sets root attribute status = "running". */
+int sp_rec_create(struct sp_rec **out, const char *path, const struct sp_rec_opts *opts);
+
+/* Attributes on the object at `obj` ("/" or a group path; groups are created
+ * as needed).  Strings are stored as variable-length UTF-8. */
+int sp_rec_attr_str(struct sp_rec *r, const char *obj, const char *name, const char *value);
+int sp_rec_attr_f64(struct sp_rec *r, const char *obj, const char *name, double value);
+int sp_rec_attr_i64(struct sp_rec *r, const char *obj, const char *name, int64_t value);
+
+/* A scalar variable-length string dataset (e.g. "/config.yaml"). */
+int sp_rec_text(struct sp_rec *r, const char *path, const char *text);
+
+/* Create the table at `group` (intermediate groups created) with `ncols`
+ * columns; column 0 becomes the dimension scale.  The table is owned by `r`. */
+int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec_col *cols,
+                        size_t ncols, struct sp_rec_table **out);
+
+/* Append one row: `row[c]` for column c.  Never blocks on more than one
+ * chunk write; never allocates. */
+void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row);
+
+/* Rows appended so far (buffered ones included). */
+uint64_t sp_rec_table_rows(const struct sp_rec_table *t);
+
+/* Flush HDF5's metadata and the OS buffers for what is written so far (full
+ * chunks only; partial chunks stay buffered until close).  Call on a timer,
+ * never per row. */
+int sp_rec_flush(struct sp_rec *r);
+
+/* First error met, or 0. */
+int sp_rec_error(const struct sp_rec *r);
+
+/* Bytes of row buffers held in memory now (for the benchmark's flat-memory check). */
+size_t sp_rec_buffer_bytes(const struct sp_rec *r);
+
+/* Write buffered rows, set `status`, close.  Returns the first error met. */
+int sp_rec_close(struct sp_rec *r, const char *status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
