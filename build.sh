@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# build.sh — the two things you do with spiral on a fresh Debian 12 machine:
+#
+#   ./build.sh quickstart   install what is missing, build, run the quickstart
+#                           experiment, print where its HDF5 file is
+#   ./build.sh test         install what is missing, build, run the whole suite
+#
+# Other verbs: deps (install only), build, asan (build + test under
+# AddressSanitizer/UBSan in build-asan/), bench (build Release + run spiral-bench).
+# Run as root or with sudo available.  Only Debian packages are installed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PKGS=(build-essential cmake pkg-config git libevent-dev libmsgpack-dev libhdf5-dev
+      libcmocka-dev libyaml-dev hdf5-tools python3 python3-h5py python3-numpy
+      python3-pandas python3-xarray python3-h5netcdf python3-matplotlib python3-venv
+      python3-pytest)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+deps() {
+    local missing=()
+    for p in "${PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "build.sh: installing ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {   # build DIR [cmake args...]
+    local dir=$1; shift
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+deps) deps ;;
+build) deps; build build ;;
+quickstart)
+    deps
+    build build
+    ./build/spiral run experiments/quickstart.yaml -o runs/quickstart.h5
+    ./build/spiral info runs/quickstart.h5
+    echo "quickstart output: $(pwd)/runs/quickstart.h5"
+    ;;
+test)
+    deps
+    build build
+    ctest --test-dir build --output-on-failure -j "$JOBS"
+    ;;
+asan)
+    deps
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DSPIRAL_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+    ;;
+bench)
+    deps
+    build build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+    ./build-release/spiral-bench "${@:2}"
+    ;;
+*)
+    echo "usage: ./build.sh quickstart|test|deps|build|asan|bench" >&2
+    exit 2
+    ;;
+esac

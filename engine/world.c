@@ -1,0 +1,335 @@
+/*
+ * world.c — the root schema of a scenario and the world builder.
+ *
+ * Order of a run (sp_world_run):
+ *   build entities (init) -> create the output file (root attributes,
+ *   /config.yaml, /agents) -> start every entity (tables, first events) ->
+ *   run (loop.c) -> finish every entity (/summary) -> close with status.
+ * Everything that can be checked before the output exists is checked before,
+ * so bad input never leaves a file behind; once the file exists it is always
+ * closed with an honest status ("complete" only after a clean close).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "spiral/world.h"
+#include "spiral/module.h"
+#include "spiral/recorder.h"
+#include "spiral/error.h"
+#include "spiral/version.h"
+#include "sim-internal.h"
+
+static const char *const token_kinds[] = { "base", "stable", NULL };
+
+static const struct sp_field token_fields[] = {
+    { "name", SP_T_NAME, SP_F_REQUIRED, 0, 0, NULL, NULL, "Token symbol, e.g. ETH.",
+      offsetof(struct sp_token_cfg, name), NULL, 0 },
+    { "kind", SP_T_ENUM, SP_F_REQUIRED, 0, 0, NULL, NULL,
+      "base (priced by a reference process) or stable (the numeraire, worth 1).",
+      offsetof(struct sp_token_cfg, kind), token_kinds, 0 },
+    { "description", SP_T_STRING, 0, 0, 0, NULL, NULL, "Free text.",
+      offsetof(struct sp_token_cfg, description), NULL, 0 },
+};
+
+static const struct sp_schema token_schema = {
+    "tokens[]", "A token of the world. Later kinds (lst, receipt, vault_share, lp) extend this.",
+    token_fields, sizeof token_fields / sizeof token_fields[0], sizeof(struct sp_token_cfg), NULL
+};
+
+static const struct sp_field output_fields[] = {
+    { "sample_every", SP_T_DURATION, SP_F_MIN_EXCL, 0, 0, "1m", "time",
+      "Default cadence of sampled time series.",
+      offsetof(struct sp_output_cfg, sample_every), NULL, 0 },
+    { "compression", SP_T_INT, SP_F_MIN | SP_F_MAX, 0, 9, "1", NULL,
+      "Deflate level of every dataset (with shuffle); 0 writes uncompressed.",
+      offsetof(struct sp_output_cfg, compression), NULL, 0 },
+    { "chunk_rows", SP_T_INT, SP_F_MIN | SP_F_MAX, 256, 1 << 22, "16384", "rows",
+      "Rows per HDF5 chunk; also the rows each table buffers in memory.",
+      offsetof(struct sp_output_cfg, chunk_rows), NULL, 0 },
+};
+
+static const struct sp_schema output_schema = {
+    "output", "How the run is recorded (the file itself is chosen with -o).",
+    output_fields, sizeof output_fields / sizeof output_fields[0],
+    sizeof(struct sp_output_cfg), NULL
+};
+
+static int world_check(void *bound, const struct sp_check_ctx *ctx);
+
+static const struct sp_field world_fields[] = {
+    { "name", SP_T_NAME, 0, 0, 0, NULL, NULL,
+      "Name of the scenario; default the file name without extension.",
+      offsetof(struct sp_world_cfg, name), NULL, 0 },
+    { "description", SP_T_STRING, 0, 0, 0, NULL, NULL, "Free text: the question this run asks.",
+      offsetof(struct sp_world_cfg, description), NULL, 0 },
+    { "seed", SP_T_INT, SP_F_MIN, 0, 0, "1", NULL,
+      "Seed of every random stream (overridden by --seed).",
+      offsetof(struct sp_world_cfg, seed), NULL, 0 },
+    { "horizon", SP_T_DURATION, SP_F_REQUIRED | SP_F_MIN_EXCL, 0, 0, NULL, "time",
+      "Simulated length of the run.", offsetof(struct sp_world_cfg, horizon), NULL, 0 },
+    { "output", SP_T_MAP, 0, 0, 0, NULL, NULL, "Recording options.",
+      offsetof(struct sp_world_cfg, output), &output_schema, 0 },
+    { "tokens", SP_T_LIST, SP_F_REQUIRED, 0, 0, NULL, NULL, "The tokens of the world.",
+      offsetof(struct sp_world_cfg, tokens), &token_schema,
+      offsetof(struct sp_world_cfg, n_tokens) },
+    { "references", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "Reference price processes, one per base asset.",
+      offsetof(struct sp_world_cfg, references), "reference",
+      offsetof(struct sp_world_cfg, n_references) },
+};
+
+static const struct sp_schema world_schema = {
+    "scenario", "The top level of a scenario file.",
+    world_fields, sizeof world_fields / sizeof world_fields[0], sizeof(struct sp_world_cfg),
+    world_check
+};
+
+const struct sp_schema *sp_world_schema(void) { return &world_schema; }
+
+static const char *entity_name(const struct sp_module_cfg *m, char *buf, size_t size)
+{
+    if (m->name) return m->name;
+    if (m->ops->default_name) return m->ops->default_name(m->cfg, buf, size);
+    snprintf(buf, size, "%s_%s", m->ops->kind, m->ops->type);
+    return buf;
+}
+
+static const struct sp_token_cfg *find_token(const struct sp_world_cfg *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_tokens; i++)
+        if (!strcmp(w->tokens[i].name, name)) return &w->tokens[i];
+    return NULL;
+}
+
+int sp_world_check_token(const struct sp_check_ctx *ctx, const char *key, int kind)
+{
+    const struct sp_world_cfg *w = ctx->root;
+    const struct sp_node *at = sp_node_get(ctx->node, key);
+    const char *name = at ? at->value : NULL;
+    if (!name) return SP_ECONFIG;
+    const struct sp_token_cfg *t = find_token(w, name);
+    if (!t) {
+        const char *cands[256];
+        size_t n = 0;
+        for (size_t i = 0; i < w->n_tokens && n < 256; i++) cands[n++] = w->tokens[i].name;
+        const char *near = sp_suggest(name, cands, n);
+        if (near) sp_diag_error(ctx->diag, at, "unknown token '%s' (did you mean '%s'?)", name, near);
+        else sp_diag_error(ctx->diag, at, "unknown token '%s': add it to `tokens`", name);
+        return SP_ECONFIG;
+    }
+    if (kind >= 0 && t->kind != kind) {
+        sp_diag_error(ctx->diag, at, "token '%s' is of kind %s, expected kind %s", name,
+                      token_kinds[t->kind], token_kinds[kind]);
+        return SP_ECONFIG;
+    }
+    return SP_OK;
+}
+
+static int world_check(void *bound, const struct sp_check_ctx *ctx)
+{
+    struct sp_world_cfg *w = bound;
+    int rc = SP_OK;
+    const struct sp_node *tokens = sp_node_get(ctx->node, "tokens");
+    for (size_t i = 0; i < w->n_tokens; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(w->tokens[i].name, w->tokens[j].name)) {
+                sp_diag_error(ctx->diag, sp_node_get(sp_node_at(tokens, i), "name"),
+                              "duplicate token '%s'", w->tokens[i].name);
+                rc = SP_ECONFIG;
+            }
+    /* Entity names must be unique across every module section. */
+    for (size_t i = 0; i < w->n_references; i++) {
+        char bi[128], bj[128];
+        const struct sp_module_cfg *m = &w->references[i];
+        const char *ni = entity_name(m, bi, sizeof bi);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(entity_name(&w->references[j], bj, sizeof bj), ni)) {
+                sp_diag_error(ctx->diag, m->node, "duplicate entity name '%s'", ni);
+                rc = SP_ECONFIG;
+            }
+    }
+    return rc;
+}
+
+int sp_world_bind(struct sp_scenario *sc, const struct sp_registry *reg,
+                  struct sp_world_cfg *out, struct sp_diag *d)
+{
+    memset(out, 0, sizeof *out);
+    int rc = sp_scenario_bind(sc, &world_schema, reg, out, d);
+    if (rc) return rc;
+    if (!out->name) {
+        const char *path = sp_scenario_path(sc);
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t n = strcspn(base, ".");
+        char *name = sp_scenario_alloc(sc, n + 1);
+        if (!name) return SP_ENOMEM;
+        memcpy(name, base, n);
+        out->name = name;
+    }
+    return SP_OK;
+}
+
+int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct sp_diag *d)
+{
+    struct sp_sim *sim;
+    int rc = sp_sim_create(&sim, (uint64_t)cfg->seed);
+    if (rc) { sp_diag_error(d, NULL, "cannot create the simulation: %s", sp_strerror(rc)); return rc; }
+    sp_sim_set_horizon(sim, cfg->horizon);
+    sp_sim_set_sample_every(sim, cfg->output.sample_every);
+    /* One entity per module item, in scenario order; ids are dense. */
+    const struct { const struct sp_module_cfg *items; size_t n; } sections[] = {
+        { cfg->references, cfg->n_references },
+    };
+    for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++)
+        for (size_t i = 0; i < sections[s].n; i++) {
+            const struct sp_module_cfg *m = &sections[s].items[i];
+            char buf[128];
+            sp_id id;
+            rc = sp_sim_add_entity(sim, entity_name(m, buf, sizeof buf), m->ops, NULL, &id);
+            if (!rc) rc = sp_sim_init_entity(sim, id, m->cfg);
+            if (rc) {
+                const char *msg;
+                if (!sp_sim_failure(sim, &msg)) msg = sp_strerror(rc);
+                sp_diag_error(d, m->node, "cannot set up '%s': %s", buf, msg);
+                sp_sim_destroy(sim);
+                return rc;
+            }
+        }
+    *out = sim;
+    return SP_OK;
+}
+
+static const char *status_name(enum sp_run_status st)
+{
+    switch (st) {
+    case SP_RUN_COMPLETE: return "complete";
+    case SP_RUN_INTERRUPTED: return "interrupted";
+    default: return "failed";
+    }
+}
+
+/* /entities: every entity with its module kind and type, as codes. */
+static int write_entities(struct sp_rec *rec, struct sp_sim *sim)
+{
+    size_t n = sp_sim_entity_count(sim);
+    const char **names = calloc(n + 1, sizeof *names);
+    const char **types = calloc(n + 1, sizeof *types);
+    int rc = (!names || !types) ? SP_ENOMEM : SP_OK;
+    size_t n_types = 0;
+    int64_t *type_of = calloc(n + 1, sizeof *type_of);
+    if (!type_of) rc = SP_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        names[i] = sp_sim_entity_name(sim, (sp_id)i);
+        const char *ty = sp_sim_entity_ops(sim, (sp_id)i)->type;
+        const char *kind = sp_sim_entity_ops(sim, (sp_id)i)->kind;
+        (void)kind;
+        size_t k = 0;
+        while (k < n_types && strcmp(types[k], ty)) k++;
+        if (k == n_types) types[n_types++] = ty;
+        type_of[i] = (int64_t)k;
+    }
+    struct sp_rec_table *t = NULL;
+    if (!rc) {
+        const struct sp_rec_col cols[] = {
+            { "id", SP_REC_I32, "1", "entity id (used by event columns)", NULL },
+            { "name", SP_REC_I32, "1", "entity name", names },
+            { "type", SP_REC_I32, "1", "module type", types },
+        };
+        rc = sp_rec_table_create(rec, "/entities", cols, 3, &t);
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        union sp_rec_val row[3] = { { .i = (int64_t)i }, { .i = (int64_t)i }, { .i = type_of[i] } };
+        sp_rec_append(t, row);
+    }
+    free(names);
+    free(types);
+    free(type_of);
+    return rc;
+}
+
+static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct sp_world_cfg *cfg,
+                        const struct sp_world_run *req, struct sp_sim *sim)
+{
+    char buf[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    int rc = 0;
+    snprintf(buf, sizeof buf, "spiral %s (git %s)", SPIRAL_VERSION, SPIRAL_GIT_SHA);
+    rc |= sp_rec_attr_str(rec, "/", "software", buf);
+    rc |= sp_rec_attr_i64(rec, "/", "seed", cfg->seed);
+    rc |= sp_rec_attr_str(rec, "/", "scenario", sp_scenario_path(sc));
+    rc |= sp_rec_attr_str(rec, "/", "name", cfg->name);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rc |= sp_rec_attr_str(rec, "/", "created_utc", buf);
+    rc |= sp_rec_attr_str(rec, "/", "command_line", req->command_line ? req->command_line : "");
+    rc |= sp_rec_attr_f64(rec, "/", "horizon", sp_time_sec(cfg->horizon));
+    char *yaml = sp_scenario_emit(sc);
+    if (!yaml) return SP_ENOMEM;
+    rc |= sp_rec_text(rec, "/config.yaml", yaml);
+    free(yaml);
+    rc |= write_entities(rec, sim);
+    return rc ? SP_EHDF5 : SP_OK;
+}
+
+int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
+                 const struct sp_world_run *req, enum sp_run_status *status,
+                 struct sp_diag *d)
+{
+    struct sp_sim *sim;
+    int rc = sp_world_build(&sim, cfg, d);
+    if (rc) return rc;
+    struct sp_rec *rec = NULL;
+    if (req->output) {
+        struct sp_rec_opts ro = { (int)cfg->output.compression, (size_t)cfg->output.chunk_rows };
+        rc = sp_rec_create(&rec, req->output, &ro);
+        if (rc) {
+            sp_diag_error(d, NULL, "cannot create output file '%s': %s", req->output,
+                          rc == SP_EIO ? "not writable (does the directory exist?)"
+                                       : sp_strerror(rc));
+            sp_sim_destroy(sim);
+            return SP_EIO;
+        }
+        rc = write_header(rec, sc, cfg, req, sim);
+        if (rc) sp_sim_fail(sim, rc, "cannot write the output header: %s", sp_strerror(rc));
+        sp_sim_set_recorder(sim, rec);
+    }
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    enum sp_run_status st = SP_RUN_FAILED;
+    if (!sp_sim_failure(sim, NULL) && sp_sim_start(sim) == SP_OK)
+        st = sp_sim_run(sim, &req->run);
+    sp_sim_finish(sim);
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    const char *msg;
+    if (sp_sim_failure(sim, &msg)) {
+        st = SP_RUN_FAILED;
+        sp_diag_error(d, NULL, "run failed at t = %.6f s: %s", sp_time_sec(sp_sim_now(sim)), msg);
+    }
+    if (rec) {
+        int r2 = 0;
+        for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
+            double v;
+            const char *name = sp_sim_summary_get(sim, i, &v);
+            r2 |= sp_rec_attr_f64(rec, "/summary", name, v);
+        }
+        r2 |= sp_rec_attr_f64(rec, "/", "t_end", sp_time_sec(sp_sim_now(sim)));
+        r2 |= sp_rec_attr_i64(rec, "/", "n_events", (int64_t)sp_sim_events(sim));
+        r2 |= sp_rec_attr_f64(rec, "/", "wall_seconds",
+                              (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec));
+        if (r2 && st == SP_RUN_COMPLETE) {
+            st = SP_RUN_FAILED;
+            sp_diag_error(d, NULL, "cannot write the run summary to '%s'", req->output);
+        }
+        int rc2 = sp_rec_close(rec, status_name(st));
+        if (rc2) {
+            sp_diag_error(d, NULL, "error writing '%s': %s", req->output, sp_strerror(rc2));
+            st = SP_RUN_FAILED;
+        }
+    }
+    *status = st;
+    sp_sim_destroy(sim);
+    return SP_OK;
+}

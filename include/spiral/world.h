@@ -1,0 +1,80 @@
+/*
+ * spiral/world.h — from a validated scenario to a running, recorded sim.
+ *
+ * The world builder owns the root schema of a scenario file (name, seed,
+ * horizon, output, tokens and the module sections), builds a `struct sp_sim`
+ * with one entity per module item, opens the HDF5 output and writes its root
+ * attributes and /config.yaml, runs, and closes the file with the right
+ * status.  Both the CLI and in-process users (tests, sweeps) go through it.
+ */
+#ifndef SPIRAL_WORLD_H
+#define SPIRAL_WORLD_H
+
+#include "spiral/types.h"
+#include "spiral/scenario.h"
+#include "spiral/sim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum sp_token_kind { SP_TOKEN_BASE, SP_TOKEN_STABLE };
+
+struct sp_token_cfg {
+    const char *name;
+    int kind;                  /* enum sp_token_kind */
+    const char *description;
+};
+
+struct sp_output_cfg {
+    sp_time sample_every;
+    int64_t compression;
+    int64_t chunk_rows;
+};
+
+/* The bound root of a scenario file. */
+struct sp_world_cfg {
+    const char *name;
+    const char *description;
+    int64_t seed;
+    sp_time horizon;
+    struct sp_output_cfg output;
+    struct sp_token_cfg *tokens;
+    size_t n_tokens;
+    struct sp_module_cfg *references;
+    size_t n_references;
+};
+
+const struct sp_schema *sp_world_schema(void);
+
+/* Validate and bind `sc` (after any --set) into *out.  `out->name` defaults
+ * to the scenario file's stem. */
+int sp_world_bind(struct sp_scenario *sc, const struct sp_registry *reg,
+                  struct sp_world_cfg *out, struct sp_diag *d);
+
+/* For module checks: the scalar at `key` of ctx->node must name a token of
+ * `kind` (an enum sp_token_kind, or -1 for any).  Reports and returns
+ * SP_ECONFIG if not. */
+int sp_world_check_token(const struct sp_check_ctx *ctx, const char *key, int kind);
+
+/* Build a sim with every module entity created and initialised. */
+int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct sp_diag *d);
+
+struct sp_world_run {
+    const char *output;        /* HDF5 path, or NULL to record nothing */
+    const char *command_line;  /* for the root attribute */
+    struct sp_run_opts run;    /* until = 0 means the scenario's horizon */
+};
+
+/* Build, open the output, run, finish and close.  Errors before the run
+ * starts (including an output that cannot be created) go to `d` and return
+ * SP_ECONFIG / SP_EIO with *status untouched; otherwise returns 0 and sets
+ * *status.  A failed run's message is in d too. */
+int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
+                 const struct sp_world_run *req, enum sp_run_status *status,
+                 struct sp_diag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,20 @@
+/*
+ * reference.h — the reference price of a base asset (the deep off-chain
+ * market), for the modules that read it: arbitrageurs, oracles, samplers.
+ */
+#ifndef SPIRAL_REFERENCE_H
+#define SPIRAL_REFERENCE_H
+
+#include "spiral/types.h"
+
+struct sp_sim;
+
+/* The price now of the reference process entity `id` (numeraire per unit).
+ * Returns NAN if `id` is not a reference process. */
+double sp_reference_price(struct sp_sim *sim, sp_id id);
+/* The asset it prices. */
+const char *sp_reference_asset(struct sp_sim *sim, sp_id id);
+/* Whether `id` is a reference process. */
+int sp_is_reference(struct sp_sim *sim, sp_id id);
+
+#endif
