@@ -200,7 +200,7 @@ static int make_parent_dir(const char *path)
     return mkdir(dir, 0777);
 }
 
-static int cmd_run(int argc, char **argv, int full_argc, char **full_argv)
+static int cmd_run(int argc, char **argv, const char *cmdline)
 {
     static const struct option opts[] = {
         { "output", required_argument, NULL, 'o' }, { "seed", required_argument, NULL, 's' },
@@ -266,7 +266,6 @@ static int cmd_run(int argc, char **argv, int full_argc, char **full_argv)
             goto out;
         }
     }
-    char *cmdline = join_argv(full_argc, full_argv);
     struct progress_state ps = { false };
     struct sp_world_run req = { 0 };
     req.output = output;
@@ -299,7 +298,6 @@ static int cmd_run(int argc, char **argv, int full_argc, char **full_argv)
         }
     }
     sp_diag_release(&d);
-    free(cmdline);
     sp_scenario_destroy(sc);
 out:
     free(c.sets);
@@ -411,7 +409,13 @@ int main(int argc, char **argv)
         printf("spiral %s (git %s)\n", SPIRAL_VERSION, SPIRAL_GIT_SHA);
         return 0;
     }
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1, argc, argv);
+    if (!strcmp(cmd, "run")) {
+        /* Joined before getopt permutes argv. */
+        char *cmdline = join_argv(argc, argv);
+        int rc = cmd_run(argc - 1, argv + 1, cmdline);
+        free(cmdline);
+        return rc;
+    }
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "types")) return cmd_types(argc - 1, argv + 1);

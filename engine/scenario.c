@@ -616,8 +616,10 @@ int sp_scenario_set(struct sp_scenario *sc, const char *assignment, struct sp_di
             errno = 0;
             unsigned long long i = strtoull(seg, NULL, 10);
             if (errno || i >= n->n_children) {
-                sp_diag_error_at(d, settext, 0, 0, "index %s is out of range in '%s': "
-                                 "the list has %zu item%s (indices start at 0)", seg, key,
+                char where[512];
+                sp_node_path(n, where, sizeof where);
+                sp_diag_error_at(d, settext, 0, 0, "index %s is out of range: '%s' has "
+                                 "%zu item%s (indices start at 0)", seg, where,
                                  n->n_children, n->n_children == 1 ? "" : "s");
                 return SP_ECONFIG;
             }
@@ -625,9 +627,11 @@ int sp_scenario_set(struct sp_scenario *sc, const char *assignment, struct sp_di
         } else {
             c = scn_find_named(n, seg);
             if (!c) {
-                sp_diag_error_at(d, settext, 0, 0, "no item named '%s' in the list at "
-                                 "'%s' (use a 0-based index or an item's name: value)",
-                                 seg, key);
+                char where[512];
+                sp_node_path(n, where, sizeof where);
+                sp_diag_error_at(d, settext, 0, 0, "no item named '%s' in the list '%s' "
+                                 "(use a 0-based index, or the value of an item's "
+                                 "name: or asset: key)", seg, where);
                 return SP_ECONFIG;
             }
         }

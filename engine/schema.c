@@ -7,7 +7,8 @@
  *   1. every key present must be a field (else a typo suggestion, or the list
  *      of valid keys),
  *   2. every field is bound from its node, or — when absent — reported if
- *      required, or given its default: the default text becomes a scalar node
+ *      required, or given its default (scalar fields only; an absent list is
+ *      empty): the default text becomes a scalar node
  *      in the tree (SP_NODE_DEFAULT, line 0) and is bound exactly like user
  *      text, so the emitted scenario shows every value the run used.  An
  *      absent nested map is bound as an empty map so its own defaults and
@@ -182,6 +183,7 @@ static bool bnd_range(struct bnd *b, const struct sp_field *f, const struct sp_n
 
 static bool bnd_parse_number(const char *s, double *out)
 {
+    if (strpbrk(s, "xX")) return false;     /* no hex floats: "0x1p3" */
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -547,14 +549,14 @@ static void bind_absent(struct bnd *b, const struct sp_field *f, struct sp_node 
         bnd_error(b, map, "missing required key '%s'", f->key);
         return;
     }
-    if (f->def) {
+    if (f->def && f->type != SP_T_MAP && f->type != SP_T_LIST && f->type != SP_T_MODULES) {
         struct sp_node *n = bnd_new_node(b, SP_NODE_SCALAR, map, f->key, true);
         if (!n) return;
         n->value = f->def;
         bind_field(b, f, n, out);
         return;
     }
-    if (f->type == SP_T_MAP) {
+    if (f->type == SP_T_MAP) {   /* a map's defaults are its fields' defaults */
         /* Linked into the tree only if it will hold defaults; otherwise it
          * still gives errors below it a path ("sim: missing required key"). */
         bool link = bnd_has_defaults(f->sub, 0);
@@ -756,11 +758,11 @@ void sp_schema_markdown(FILE *out, const struct sp_schema *root, const struct sp
     if (!out || !root) return;
     if (!reg) reg = sp_registry_builtin();
     fputs("# Scenario reference\n\n"
-          "Generated from spiral's schema tables (`spiral docs`); do not edit by hand.\n\n"
+          "Generated from spiral's schema tables (`spiral types --markdown`); do not "
+          "edit by hand.\n\n"
           "Durations need a unit: `us`, `ms`, `s`, `m`, `h`, `d` or `w`, and may combine "
           "them (`1h30m`, `1.5h`); only `0` may be written without one.  Percentages may "
           "be written `80%` or as the fraction `0.8`.  Keys marked **(required)** have "
-          "no default; every other key takes the default shown when absent, and the "
-          "resolved scenario stored with each run lists every value used.\n\n", out);
+          "no default; every other key takes the default shown when absent.\n\n", out);
     md_section(out, root, "", reg, NULL, 0);
 }

@@ -1,0 +1,16 @@
+#!/bin/sh
+# ctest output_readable: run the quickstart, then check the file with
+# h5dump -H and with Python (h5py, pandas, xarray/h5netcdf).
+# Usage: output_readable.sh SPIRAL_EXE SOURCE_DIR WORK_DIR
+set -eu
+exe=$1 src=$2 work=$3
+out="$work/output_readable.h5"
+rm -f "$out"
+"$exe" run "$src/experiments/quickstart.yaml" -o "$out" --quiet
+h5dump -H "$out" > "$work/output_readable.h5dump"
+echo "h5dump -H: ok"
+if [ ! -x /usr/bin/python3 ]; then
+    echo "SKIPPED: /usr/bin/python3 is absent, the Python readability check did not run"
+    exit 77
+fi
+/usr/bin/python3 "$src/tests/check_output.py" "$out"
