@@ -4,12 +4,54 @@ Usage: /usr/bin/python3 tests/check_output.py RUN.h5
 Exits non-zero with a message on the first problem.  Called by ctest
 (output_readable) on a freshly produced quickstart run.
 """
+import os
+import re
 import sys
 
 import h5py
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+
+def documented_tables(doc_path):
+    """Parse docs/output.md: {heading pattern: [column names]}."""
+    tables, current = {}, None
+    for line in open(doc_path, encoding="utf-8"):
+        m = re.match(r"^### `(/[^`]+)`", line)
+        if m:
+            current = m.group(1)
+            tables[current] = []
+            continue
+        if line.startswith("## "):
+            current = None
+        m = re.match(r"^\| `([a-z_0-9]+)` \|", line)
+        if current and m:
+            tables[current].append(m.group(1))
+    return tables
+
+
+def check_documented(path, doc_path):
+    """Every table in the file matches a documented table, column for column."""
+    tables = documented_tables(doc_path)
+    patterns = {re.compile("^" + re.sub(r"<[a-z_]+>", "[A-Za-z0-9_.-]+", k) + "$"): v
+                for k, v in tables.items()}
+    seen = 0
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            nonlocal seen
+            if not isinstance(obj, h5py.Group) or not any(
+                    isinstance(obj[c], h5py.Dataset) for c in obj):
+                return
+            cols = [c for c in obj if isinstance(obj[c], h5py.Dataset)]
+            for pat, doc_cols in patterns.items():
+                if pat.match("/" + name):
+                    assert sorted(cols) == sorted(doc_cols), (name, cols, doc_cols)
+                    seen += 1
+                    return
+            raise AssertionError(f"table /{name} is not documented in {doc_path}")
+        f.visititems(visit)
+    assert seen >= 2, seen
 
 
 def main(path):
@@ -45,6 +87,8 @@ def main(path):
     ent = xr.open_dataset(path, engine="h5netcdf", group="entities")
     assert ent.sizes["id"] >= 1
     ent.close()
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "output.md")
+    check_documented(path, doc)
     print(f"ok: {path} opens in h5py, pandas ({len(frame)} rows) and xarray/h5netcdf")
 
 
