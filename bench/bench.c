@@ -121,10 +121,10 @@ static void hold_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
         union sp_rec_val row[6];
         row[0].f = sp_time_sec(ev->t);
         row[1].i = ev->t;
-        row[2].f = (double)ev->data.u[0];
-        row[3].f = (double)h->left;
-        row[4].f = 1.0 / (double)(h->left | 1);
-        row[5].f = (double)(h->sum & 0xffff);
+        row[2].f = ev->data.f[0];
+        row[3].f = ev->data.f[1];
+        row[4].i = (int64_t)h->left;
+        row[5].i = (int64_t)h->sum;
         sp_rec_append(h->tab, row);
     }
     if (--h->left == 0) sp_sim_request_stop(sim);
@@ -153,10 +153,10 @@ static int engine_hold(size_t n_pending, uint64_t n_events, struct sp_rec *rec,
         static const struct sp_rec_col cols[6] = {
             { "t", SP_REC_F64, "s", "time", NULL },
             { "t_us", SP_REC_I64, "us", "time", NULL },
-            { "a", SP_REC_F64, "1", "payload", NULL },
-            { "b", SP_REC_F64, "1", "events left", NULL },
-            { "c", SP_REC_F64, "1", "1/left", NULL },
-            { "d", SP_REC_F64, "1", "checksum bits", NULL },
+            { "a", SP_REC_F64, "1", "payload 0", NULL },
+            { "b", SP_REC_F64, "1", "payload 1", NULL },
+            { "c", SP_REC_I64, "1", "events left", NULL },
+            { "d", SP_REC_I64, "1", "checksum", NULL },
         };
         if (sp_rec_table_create(rec, "/bench/hold", cols, 6, &h.tab)) return -1;
     }

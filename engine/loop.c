@@ -145,6 +145,7 @@ enum sp_run_status sp_sim_run(struct sp_sim *sim, const struct sp_run_opts *opts
     L.batch = opts->batch ? opts->batch : 1024;
     L.t0 = sim->now;
     L.wall0 = L.last_flush = wall_now();
+    sim->stop_requested = 0;      /* a stop asked of an earlier run is spent */
     L.last_progress = L.wall0;
 
     struct event_config *cfg = event_config_new();

@@ -13,10 +13,11 @@
  *        scalar, lcpl
  *
  * Invariants, between calls:
- *   - every column dataset of a table holds `n_written` rows, a multiple of
- *     chunk_rows until sp_rec_close() writes the tail (so HDF5 only ever sees
- *     whole, aligned chunks on the hot path);
- *   - 0 <= n_buf < chunk_rows rows wait in the column buffers;
+ *   - every column dataset of a table holds `n_written` rows (writer side),
+ *     a multiple of chunk_rows until sp_rec_close() writes the tail (so HDF5
+ *     only ever sees whole, aligned chunks on the hot path); n_queued >=
+ *     n_written counts rows handed to the writer;
+ *   - 0 <= n_buf < chunk_rows rows wait in the current block;
  *   - `file_space` has the datasets' current extent (one dataspace shared by
  *     all columns of the table; its extent and selection are reset per chunk
  *     write rather than re-created), `mem_space` has chunk_rows elements and
@@ -34,13 +35,23 @@
  * automatic error printing is switched off at create; that switch is
  * process-wide state inside HDF5, the one exception, and it is idempotent.
  *
- * Hot path: sp_rec_append() copies the row into the buffers and, once per
- * chunk_rows rows, extends each dataset by one chunk and writes it with one
- * H5Dwrite per column.  It never allocates.  Every dataset's chunk cache is
- * sized to two chunks (TOOLCHAIN.md: a cache smaller than a chunk made
- * compressed appends 100x slower).  Caching the dataspaces instead of
- * re-creating them per write made no measurable difference (6 F64 columns,
- * 1e7 rows, chunks of 256..16384 rows); it is kept because it costs nothing.
+ * Hot path: sp_rec_append() copies the row into the current block of
+ * column buffers; when a block holds chunk_rows rows it is queued to the
+ * writer thread and the table moves on to its next block (REC_NBLOCKS = 3
+ * per table: one filling, up to two in flight).  The simulation thread
+ * waits only when the writer is two whole chunks behind.  The writer extends
+ * the datasets by one chunk and writes it: uncompressed whole chunks go
+ * through H5Dwrite_chunk (no copy through HDF5's chunk cache), compressed
+ * ones through H5Dwrite so HDF5 runs shuffle + deflate — on the writer's
+ * core, not the simulation's.  Every HDF5 call, from either thread, holds
+ * h5_mu (this HDF5 is not built thread-safe; serialised calls are fine).
+ * The writer starts on the first full chunk, so short runs never start a
+ * thread; sp_rec_flush() waits for the queue to drain first, and
+ * sp_rec_close() joins the writer before writing the tails.  The bytes
+ * written do not depend on thread timing: each table's chunks are written
+ * in order, so datasets are bit-identical run to run.  Every dataset's chunk
+ * cache is sized to two chunks (TOOLCHAIN.md: a cache smaller than a chunk
+ * made compressed appends 100x slower).
  * Integer values are narrowed to the column type by a plain C conversion:
  * the caller keeps codes and counts in range.
  *
@@ -60,6 +71,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,11 +85,24 @@
 #define REC_MAX_CHUNK_ROWS ((size_t)(UINT32_MAX / 8))
 #define REC_CACHE_SLOTS 521 /* a prime, as H5Pset_chunk_cache advises */
 #define REC_BUF_ALIGN 64
+#define REC_NBLOCKS 3       /* per table: one filling, two in flight */
 
 struct rec_col {
-    void *buf;              /* chunk_rows values of the native type, inside table->block */
+    void *buf;              /* chunk_rows values of the native type, in the current block */
+    size_t off;             /* offset of this column's buffer within a block */
     hid_t ds;
     enum sp_rec_type type;
+};
+
+/* One set of column buffers.  A table has REC_NBLOCKS of them: the main
+ * thread fills one while the writer thread writes the others. */
+struct rec_block {
+    char *base;
+    bool busy;              /* queued for, or being written by, the writer */
+    size_t rows;
+    uint64_t start;         /* first row's index in the datasets */
+    struct sp_rec_table *table;
+    struct rec_block *next; /* writer queue link */
 };
 
 struct sp_rec_table {
@@ -86,7 +113,12 @@ struct sp_rec_table {
     hid_t group;
     hid_t file_space;       /* extent == datasets' extent */
     hid_t mem_space;        /* chunk_rows elements */
-    void *block;            /* all column buffers */
+    void *block;            /* all column buffers of all blocks */
+    size_t block_bytes;     /* bytes of one block (padded) */
+    struct rec_block blocks[REC_NBLOCKS];
+    unsigned cur;           /* block being filled by sp_rec_append */
+    uint64_t n_queued;      /* rows handed to the writer (or written) */
+    bool all8;              /* every column F64 or I64: rows copied without a switch */
     size_t buf_bytes;
     size_t ncols;
     struct rec_col cols[];
@@ -97,7 +129,17 @@ struct sp_rec {
     hid_t str_type;         /* variable-length UTF-8 string */
     hid_t scalar;           /* scalar dataspace */
     hid_t lcpl;             /* link creation: intermediate groups, UTF-8 names */
-    int err;
+    _Atomic int err;
+    /* The writer thread: full chunks are queued to it, so HDF5 I/O and
+     * compression run on another core while the simulation goes on.  h5_mu
+     * serialises every HDF5 call (the library is not thread-safe); q_mu
+     * guards the queue and the blocks' busy flags. */
+    pthread_t writer;
+    bool writer_running, stopping;
+    pthread_mutex_t q_mu, h5_mu;
+    pthread_cond_t q_cv, free_cv;
+    struct rec_block *q_head, *q_tail;
+    size_t inflight;        /* blocks queued or being written */
     int compression;
     size_t chunk_rows;
     struct sp_rec_table **tables;
@@ -108,8 +150,8 @@ struct sp_rec {
 
 static void rec_fail(struct sp_rec *r, int code)
 {
-    if (r->err == 0)
-        r->err = code;
+    int none = 0;
+    atomic_compare_exchange_strong(&r->err, &none, code);   /* the first one sticks */
 }
 
 static herr_t classify_cb(unsigned n, const H5E_error2_t *e, void *data)
@@ -297,6 +339,10 @@ static hid_t make_str_type(void)
 
 static void rec_free(struct sp_rec *r)
 {
+    pthread_mutex_destroy(&r->q_mu);
+    pthread_mutex_destroy(&r->h5_mu);
+    pthread_cond_destroy(&r->q_cv);
+    pthread_cond_destroy(&r->free_cv);
     close_id(&r->lcpl, H5Pclose);
     close_id(&r->scalar, H5Sclose);
     close_id(&r->str_type, H5Tclose);
@@ -323,6 +369,10 @@ int sp_rec_create(struct sp_rec **out, const char *path, const struct sp_rec_opt
     if (!r)
         return SP_ENOMEM;
     r->file = r->str_type = r->scalar = r->lcpl = H5I_INVALID_HID;
+    pthread_mutex_init(&r->q_mu, NULL);
+    pthread_mutex_init(&r->h5_mu, NULL);
+    pthread_cond_init(&r->q_cv, NULL);
+    pthread_cond_init(&r->free_cv, NULL);
     r->compression = compression;
     r->chunk_rows = chunk_rows;
 
@@ -389,19 +439,19 @@ static int attr_set(struct sp_rec *r, const char *obj, const char *name, hid_t f
     return rc;
 }
 
-int sp_rec_attr_str(struct sp_rec *r, const char *obj, const char *name, const char *value)
+static int sp_rec_attr_str_unlocked(struct sp_rec *r, const char *obj, const char *name, const char *value)
 {
     if (!r || !value)
         return SP_EINVAL;
     return attr_set(r, obj, name, r->str_type, r->str_type, &value);
 }
 
-int sp_rec_attr_f64(struct sp_rec *r, const char *obj, const char *name, double value)
+static int sp_rec_attr_f64_unlocked(struct sp_rec *r, const char *obj, const char *name, double value)
 {
     return attr_set(r, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
-int sp_rec_attr_i64(struct sp_rec *r, const char *obj, const char *name, int64_t value)
+static int sp_rec_attr_i64_unlocked(struct sp_rec *r, const char *obj, const char *name, int64_t value)
 {
     return attr_set(r, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
 }
@@ -426,7 +476,7 @@ static int is_string_dataset(hid_t file, const char *p)
     return yes;
 }
 
-int sp_rec_text(struct sp_rec *r, const char *path, const char *text)
+static int sp_rec_text_unlocked(struct sp_rec *r, const char *path, const char *text)
 {
     if (!r || !path || !text)
         return SP_EINVAL;
@@ -568,32 +618,37 @@ static struct sp_rec_table *table_alloc(struct sp_rec *r, const struct sp_rec_co
     t->ncols = ncols;
     t->group = t->file_space = t->mem_space = H5I_INVALID_HID;
 
-    /* One block; each column's buffer starts on a REC_BUF_ALIGN boundary.
-     * chunk_rows * 8 < 4 GiB was checked at create. */
+    /* Each block holds every column's buffer, each starting on a
+     * REC_BUF_ALIGN boundary.  chunk_rows * 8 < 4 GiB was checked at create. */
     size_t total = 0;
     for (size_t c = 0; c < ncols; c++) {
         size_t bytes = t->chunk_rows * type_size(cols[c].type);
         size_t padded = (bytes + REC_BUF_ALIGN - 1) / REC_BUF_ALIGN * REC_BUF_ALIGN;
-        if (padded > SIZE_MAX - total) {
+        if (padded > (SIZE_MAX / REC_NBLOCKS) - total) {
             free(t);
             return NULL;
         }
+        t->cols[c].ds = H5I_INVALID_HID;
+        t->cols[c].type = cols[c].type;
+        t->cols[c].off = total;
         total += padded;
-        t->buf_bytes += bytes;
+        t->buf_bytes += bytes * REC_NBLOCKS;
     }
-    t->block = malloc(total);
+    t->block_bytes = total;
+    t->all8 = true;
+    for (size_t c = 0; c < ncols; c++)
+        t->all8 = t->all8 && (cols[c].type == SP_REC_F64 || cols[c].type == SP_REC_I64);
+    t->block = aligned_alloc(REC_BUF_ALIGN, total * REC_NBLOCKS);
     if (!t->block) {
         free(t);
         return NULL;
     }
-    size_t off = 0;
-    for (size_t c = 0; c < ncols; c++) {
-        size_t bytes = t->chunk_rows * type_size(cols[c].type);
-        t->cols[c].ds = H5I_INVALID_HID;
-        t->cols[c].type = cols[c].type;
-        t->cols[c].buf = (char *)t->block + off;
-        off += (bytes + REC_BUF_ALIGN - 1) / REC_BUF_ALIGN * REC_BUF_ALIGN;
+    for (unsigned b = 0; b < REC_NBLOCKS; b++) {
+        t->blocks[b].base = (char *)t->block + b * total;
+        t->blocks[b].table = t;
     }
+    for (size_t c = 0; c < ncols; c++)
+        t->cols[c].buf = t->blocks[0].base + t->cols[c].off;
     return t;
 }
 
@@ -651,7 +706,7 @@ static int table_create_datasets(struct sp_rec *r, struct sp_rec_table *t,
     return rc;
 }
 
-int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec_col *cols,
+static int sp_rec_table_create_unlocked(struct sp_rec *r, const char *group, const struct sp_rec_col *cols,
                         size_t ncols, struct sp_rec_table **out)
 {
     if (!out)
@@ -695,34 +750,138 @@ int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec
     return SP_OK;
 }
 
-/* Append the first `rows` buffered rows to every column: extend, select,
- * write.  The shared file dataspace is re-extended, not re-created. */
-static int table_write(struct sp_rec_table *t, size_t rows)
+/* Write block `blk` (rows at blk->start) to every column: extend, then one
+ * direct chunk write per column when the block is a whole, aligned,
+ * unfiltered chunk (no copy through HDF5's cache), else select + H5Dwrite,
+ * which runs the filters.  Called with h5_mu held. */
+static int write_block(struct sp_rec_table *t, const struct rec_block *blk)
 {
     struct sp_rec *r = t->rec;
-    hsize_t start = t->n_written, count = rows, ext = t->n_written + rows;
+    hsize_t start = blk->start, count = blk->rows, ext = blk->start + blk->rows;
     hsize_t unlimited = H5S_UNLIMITED, zero = 0;
     int rc = 0;
-    t->n_buf = 0;   /* written or, on failure, dropped */
-    if (H5Sset_extent_simple(t->file_space, 1, &ext, &unlimited) < 0
-        || H5Sselect_hyperslab(t->file_space, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
-        || (rows != t->chunk_rows
-            && H5Sselect_hyperslab(t->mem_space, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0))
+    bool direct = r->compression == 0 && blk->rows == t->chunk_rows;
+    if (!direct
+        && (H5Sset_extent_simple(t->file_space, 1, &ext, &unlimited) < 0
+            || H5Sselect_hyperslab(t->file_space, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0
+            || (blk->rows != t->chunk_rows
+                && H5Sselect_hyperslab(t->mem_space, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0)))
         return rec_hdf5_fail(r);
     for (size_t c = 0; c < t->ncols; c++) {
         struct rec_col *col = &t->cols[c];
-        if (H5Dset_extent(col->ds, &ext) < 0
-            || H5Dwrite(col->ds, mem_type(col->type), t->mem_space, t->file_space,
-                        H5P_DEFAULT, col->buf) < 0) {
+        const void *buf = blk->base + col->off;
+        if (H5Dset_extent(col->ds, &ext) < 0) {
+            rc = rec_hdf5_fail(r);
+            break;
+        }
+        herr_t w = direct
+            ? H5Dwrite_chunk(col->ds, H5P_DEFAULT, 0, &start, blk->rows * type_size(col->type), buf)
+            : H5Dwrite(col->ds, mem_type(col->type), t->mem_space, t->file_space, H5P_DEFAULT, buf);
+        if (w < 0) {
             rc = rec_hdf5_fail(r);
             break;
         }
     }
-    if (rows != t->chunk_rows && H5Sselect_all(t->mem_space) < 0 && rc == 0)
+    if (!direct && blk->rows != t->chunk_rows && H5Sselect_all(t->mem_space) < 0 && rc == 0)
         rc = rec_hdf5_fail(r);
     if (rc == 0)
         t->n_written = ext;
     return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct sp_rec *r = arg;
+    pthread_mutex_lock(&r->q_mu);
+    for (;;) {
+        while (!r->q_head && !r->stopping)
+            pthread_cond_wait(&r->q_cv, &r->q_mu);
+        struct rec_block *blk = r->q_head;
+        if (!blk)
+            break;                              /* stopping and drained */
+        r->q_head = blk->next;
+        if (!r->q_head)
+            r->q_tail = NULL;
+        pthread_mutex_unlock(&r->q_mu);
+
+        pthread_mutex_lock(&r->h5_mu);
+        write_block(blk->table, blk);           /* an error sticks in r->err */
+        pthread_mutex_unlock(&r->h5_mu);
+
+        pthread_mutex_lock(&r->q_mu);
+        blk->busy = false;
+        r->inflight--;
+        pthread_cond_broadcast(&r->free_cv);
+    }
+    pthread_mutex_unlock(&r->q_mu);
+    return NULL;
+}
+
+/* Wait until the writer has written everything queued so far. */
+static void writer_drain(struct sp_rec *r)
+{
+    if (!r->writer_running)
+        return;
+    pthread_mutex_lock(&r->q_mu);
+    while (r->inflight > 0)
+        pthread_cond_wait(&r->free_cv, &r->q_mu);
+    pthread_mutex_unlock(&r->q_mu);
+}
+
+/* Stop the writer after it has written everything queued. */
+static void writer_stop(struct sp_rec *r)
+{
+    if (!r->writer_running)
+        return;
+    pthread_mutex_lock(&r->q_mu);
+    r->stopping = true;
+    pthread_cond_signal(&r->q_cv);
+    pthread_mutex_unlock(&r->q_mu);
+    pthread_join(r->writer, NULL);
+    r->writer_running = false;
+}
+
+/* The current block of `t` is full: queue it and move to a free one. */
+static void hand_off(struct sp_rec_table *t)
+{
+    struct sp_rec *r = t->rec;
+    if (!r->writer_running) {
+        /* Started on the first full chunk: short runs never pay for a thread. */
+        if (pthread_create(&r->writer, NULL, writer_main, r) != 0) {
+            struct rec_block *blk = &t->blocks[t->cur];          /* write inline */
+            blk->rows = t->n_buf;
+            blk->start = t->n_queued;
+            pthread_mutex_lock(&r->h5_mu);
+            write_block(t, blk);
+            pthread_mutex_unlock(&r->h5_mu);
+            t->n_queued += t->n_buf;
+            t->n_buf = 0;
+            return;
+        }
+        r->writer_running = true;
+    }
+    struct rec_block *blk = &t->blocks[t->cur];
+    blk->rows = t->n_buf;
+    blk->start = t->n_queued;
+    blk->next = NULL;
+    t->n_queued += t->n_buf;
+    t->n_buf = 0;
+    unsigned next = (t->cur + 1) % REC_NBLOCKS;
+    pthread_mutex_lock(&r->q_mu);
+    blk->busy = true;
+    r->inflight++;
+    if (r->q_tail)
+        r->q_tail->next = blk;
+    else
+        r->q_head = blk;
+    r->q_tail = blk;
+    pthread_cond_signal(&r->q_cv);
+    while (t->blocks[next].busy)                /* the writer is behind: wait */
+        pthread_cond_wait(&r->free_cv, &r->q_mu);
+    pthread_mutex_unlock(&r->q_mu);
+    t->cur = next;
+    for (size_t c = 0; c < t->ncols; c++)
+        t->cols[c].buf = t->blocks[next].base + t->cols[c].off;
 }
 
 void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row)
@@ -734,6 +893,11 @@ void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row)
         return;
     }
     size_t n = t->n_buf;
+    if (t->all8) {
+        for (size_t c = 0; c < t->ncols; c++)
+            memcpy((char *)t->cols[c].buf + 8 * n, &row[c], 8);
+        goto stored;
+    }
     for (size_t c = 0; c < t->ncols; c++) {
         void *buf = t->cols[c].buf;
         switch (t->cols[c].type) {
@@ -744,27 +908,33 @@ void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row)
         case SP_REC_I8:  ((int8_t *)buf)[n] = (int8_t)row[c].i; break;
         }
     }
+stored:
     t->n_buf = n + 1;
     if (t->n_buf == t->chunk_rows)
-        table_write(t, t->n_buf);
+        hand_off(t);
 }
 
 uint64_t sp_rec_table_rows(const struct sp_rec_table *t)
 {
-    return t ? t->n_written + t->n_buf : 0;
+    return t ? t->n_queued + t->n_buf : 0;
 }
 
 int sp_rec_flush(struct sp_rec *r)
 {
     if (!r)
         return SP_EINVAL;
-    if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) {
+    writer_drain(r);                 /* every full chunk so far reaches the file */
+    pthread_mutex_lock(&r->h5_mu);
+    herr_t f = H5Fflush(r->file, H5F_SCOPE_GLOBAL);
+    void *handle = NULL;
+    herr_t h = f < 0 ? -1 : H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle);
+    pthread_mutex_unlock(&r->h5_mu);
+    if (f < 0) {
         rec_fail(r, SP_EIO);
         return SP_EIO;
     }
     /* H5Fflush hands the bytes to the kernel; fsync puts them on disk. */
-    void *handle = NULL;
-    if (H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) < 0 || !handle)
+    if (h < 0 || !handle)
         return rec_hdf5_fail(r);
     if (fsync(*(int *)handle) != 0 && errno != EINVAL && errno != EROFS) {
         rec_fail(r, SP_EIO);
@@ -777,11 +947,19 @@ int sp_rec_close(struct sp_rec *r, const char *status)
 {
     if (!r)
         return SP_OK;
-    /* Tails first: the status must never claim rows that are not there. */
+    /* Everything queued, then the tails: the status must never claim rows
+     * that are not there. */
+    writer_stop(r);
     for (size_t i = 0; i < r->n_tables; i++) {
         struct sp_rec_table *t = r->tables[i];
-        if (t->n_buf > 0)
-            table_write(t, t->n_buf);
+        if (t->n_buf > 0) {                      /* rows before an error are kept */
+            struct rec_block *blk = &t->blocks[t->cur];
+            blk->rows = t->n_buf;
+            blk->start = t->n_queued;
+            write_block(t, blk);
+            t->n_queued += t->n_buf;
+            t->n_buf = 0;
+        }
     }
     const char *st = r->err ? "failed" : status ? status : "complete";
     attr_write_str(r, r->file, "status", st);
@@ -796,5 +974,56 @@ int sp_rec_close(struct sp_rec *r, const char *status)
         rec_fail(r, SP_EIO);
     int rc = r->err;
     rec_free(r);
+    return rc;
+}
+
+int sp_rec_attr_str(struct sp_rec *r, const char *obj, const char *name, const char *value)
+{
+    if (!r)
+        return SP_EINVAL;
+    pthread_mutex_lock(&r->h5_mu);
+    int rc = sp_rec_attr_str_unlocked(r, obj, name, value);
+    pthread_mutex_unlock(&r->h5_mu);
+    return rc;
+}
+
+int sp_rec_attr_f64(struct sp_rec *r, const char *obj, const char *name, double value)
+{
+    if (!r)
+        return SP_EINVAL;
+    pthread_mutex_lock(&r->h5_mu);
+    int rc = sp_rec_attr_f64_unlocked(r, obj, name, value);
+    pthread_mutex_unlock(&r->h5_mu);
+    return rc;
+}
+
+int sp_rec_attr_i64(struct sp_rec *r, const char *obj, const char *name, int64_t value)
+{
+    if (!r)
+        return SP_EINVAL;
+    pthread_mutex_lock(&r->h5_mu);
+    int rc = sp_rec_attr_i64_unlocked(r, obj, name, value);
+    pthread_mutex_unlock(&r->h5_mu);
+    return rc;
+}
+
+int sp_rec_text(struct sp_rec *r, const char *path, const char *text)
+{
+    if (!r)
+        return SP_EINVAL;
+    pthread_mutex_lock(&r->h5_mu);
+    int rc = sp_rec_text_unlocked(r, path, text);
+    pthread_mutex_unlock(&r->h5_mu);
+    return rc;
+}
+
+int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec_col *cols,
+                        size_t ncols, struct sp_rec_table **out)
+{
+    if (!r)
+        return SP_EINVAL;
+    pthread_mutex_lock(&r->h5_mu);
+    int rc = sp_rec_table_create_unlocked(r, group, cols, ncols, out);
+    pthread_mutex_unlock(&r->h5_mu);
     return rc;
 }

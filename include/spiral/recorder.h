@@ -8,13 +8,14 @@
  * column carries `units` and `long_name` attributes; category columns carry
  * CF `flag_values` / `flag_meanings` attributes mapping code -> name.
  *
- * Writing: each column keeps one chunk-sized buffer in memory.  `sp_rec_append`
- * only copies values into the buffers; when they fill, the whole chunk is
- * appended (dataset extended by one chunk, one aligned hyperslab write), so
- * HDF5 never sees a partial chunk until close.  Memory is bounded by
- * (chunk_rows x row bytes) per table whatever the run length.  The chunk
- * cache of every dataset is sized to hold a chunk (a too-small cache made
- * compressed appends 100x slower on these machines).
+ * Writing: `sp_rec_append` only copies values into chunk-sized column
+ * buffers; when they fill, the whole chunk is handed to a writer thread that
+ * extends the datasets by one chunk and writes it (compression runs there,
+ * off the simulation's core), so HDF5 never sees a partial chunk until
+ * close.  Memory is bounded by 3 x (chunk_rows x row bytes) per table
+ * whatever the run length.  The chunk cache of every dataset is sized to
+ * hold a chunk (a too-small cache made compressed appends 100x slower on
+ * these machines).
  *
  * Status: the root attribute `status` is "running" from creation and becomes
  * "complete", "interrupted" or "failed" only in sp_rec_close(), after every
@@ -72,8 +73,8 @@ int sp_rec_text(struct sp_rec *r, const char *path, const char *text);
 int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec_col *cols,
                         size_t ncols, struct sp_rec_table **out);
 
-/* Append one row: `row[c]` for column c.  Never blocks on more than one
- * chunk write; never allocates. */
+/* Append one row: `row[c]` for column c.  Never allocates; waits only when
+ * the writer thread is two whole chunks behind. */
 void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row);
 
 /* Rows appended so far (buffered ones included). */
