@@ -42,7 +42,7 @@ build) deps; build build ;;
 quickstart)
     deps
     build build
-    ./build/spiral run experiments/quickstart.yaml -o runs/quickstart.h5
+    ./build/spiral run experiments/quickstart.yaml          # writes runs/quickstart.h5
     ./build/spiral info runs/quickstart.h5
     echo "quickstart output: $(pwd)/runs/quickstart.h5"
     ;;
