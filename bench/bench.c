@@ -14,7 +14,7 @@
  *                memory = bounded buffers).
  *
  * Not a test: figures depend on the machine.  Usage:
- *   spiral-bench [--quick] [--only hold|recorder] [--out DIR]
+ *   spiral-bench [--quick] [--only hold|recorder] [--pending 1000|100000|1000000] [--out DIR]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +183,7 @@ static int engine_hold(size_t n_pending, uint64_t n_events, struct sp_rec *rec,
     return 0;
 }
 
-static void bench_hold(bool quick)
+static void bench_hold(bool quick, size_t only_size)
 {
     static const size_t sizes[] = { 1000, 100000, 1000000 };
     printf("== hold model (events/s; spiral = libevent loop + engine, baseline = bare binary heap)\n");
@@ -191,6 +191,7 @@ static void bench_hold(bool quick)
            "ratio", "queue MiB");
     for (size_t i = 0; i < 3; i++) {
         size_t n = sizes[i];
+        if (only_size && n != only_size) continue;
         uint64_t m = quick ? 2000000 : (n >= 1000000 ? 10000000 : 20000000);
         uint64_t sum_b;
         struct engine_result r = { 0 };
@@ -252,18 +253,20 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     const char *only = NULL, *dir = "/tmp";
+    size_t only_size = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--pending") && i + 1 < argc) only_size = strtoul(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: spiral-bench [--quick] [--only hold|recorder] [--out DIR]\n");
+            fprintf(stderr, "usage: spiral-bench [--quick] [--only hold|recorder] [--pending N] [--out DIR]\n");
             return 2;
         }
     }
     (void)g_unused;
     printf("spiral-bench (%s)\n", quick ? "quick" : "full");
-    if (!only || !strcmp(only, "hold")) bench_hold(quick);
+    if (!only || !strcmp(only, "hold")) bench_hold(quick, only_size);
     if (!only || !strcmp(only, "recorder")) bench_recorder(quick, dir);
     printf("\npeak RSS %.1f MiB\n", peak_rss_mib());
     printf("positions processed: n/a until the lending issue adds positions\n");

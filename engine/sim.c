@@ -119,9 +119,8 @@ uint64_t sp_sim_step(struct sp_sim *sim, sp_time until, uint64_t max_events, boo
     uint64_t n = 0;
     bool done = false;
     while (n < max_events) {
-        struct sp_event *ev = sp_queue_peek(q);
-        if (!ev || ev->t > until) { done = true; break; }
-        sp_queue_begin(q);
+        if (sp_queue_next_time(q) > until) { done = true; break; }
+        struct sp_event *ev = sp_queue_begin(q);
         SP_ASSERT(ev->t >= sim->now);
         sim->now = ev->t;
         struct sp_entity *e = &sim->ents[ev->target];
@@ -152,6 +151,16 @@ struct sp_event *sp_sim_schedule(struct sp_sim *sim, sp_time t, unsigned prio,
     return ev;
 }
 
+struct sp_event *sp_sim_schedule_tracked(struct sp_sim *sim, sp_time t, unsigned prio,
+                                         sp_id target, uint16_t kind, sp_event_handle *h)
+{
+    SP_ASSERT(t >= sim->now);
+    SP_ASSERT(target < sim->n_ents);
+    struct sp_event *ev = sp_queue_push_tracked(sim->queue, t, prio, target, kind, h);
+    if (!ev) sp_sim_fail(sim, SP_ENOMEM, "out of memory scheduling an event");
+    return ev;
+}
+
 void sp_sim_again(struct sp_sim *sim, struct sp_event *ev, sp_time t)
 {
     SP_ASSERT(t >= sim->now);
@@ -161,6 +170,12 @@ void sp_sim_again(struct sp_sim *sim, struct sp_event *ev, sp_time t)
 int sp_sim_cancel(struct sp_sim *sim, sp_event_handle h)
 {
     return sp_queue_cancel(sim->queue, h);
+}
+
+int sp_sim_reschedule(struct sp_sim *sim, sp_event_handle h, sp_time t)
+{
+    SP_ASSERT(t >= sim->now);
+    return sp_queue_reschedule(sim->queue, h, t);
 }
 
 struct sp_rng *sp_sim_rng(struct sp_sim *sim, sp_id id)

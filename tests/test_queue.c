@@ -15,12 +15,13 @@
 #include "spiral/event.h"
 #include "spiral/rng.h"
 #include "spiral/error.h"
+#include "queue-internal.h"
 
 struct ref {
     sp_time t;
     unsigned prio;
     uint64_t seq;
-    sp_event_handle h;
+    sp_event_handle h;     /* 0 for an untracked event */
     uint32_t tag;
 };
 
@@ -39,10 +40,11 @@ static size_t ref_min(const struct ref *r, size_t n)
     return best;
 }
 
-static void run_random_ops(uint64_t seed, size_t n_ops, sp_time t_range)
+static void run_random_ops_from(uint64_t seed, size_t n_ops, sp_time t_range, uint32_t seq0)
 {
     struct sp_queue *q;
     assert_int_equal(sp_queue_create(&q), SP_OK);
+    if (seq0) sp_queue_debug_set_seq(q, seq0);
     struct sp_rng rng;
     sp_rng_init(&rng, seed, 7);
     struct ref *refs = calloc(n_ops, sizeof *refs);
@@ -53,11 +55,15 @@ static void run_random_ops(uint64_t seed, size_t n_ops, sp_time t_range)
         uint64_t r = sp_rng_below(&rng, 10);
         if (r < 4 || n == 0) {                                  /* push */
             sp_time t = (sp_time)sp_rng_below(&rng, (uint64_t)t_range);
-            unsigned prio = (unsigned)sp_rng_below(&rng, 3) * 10;
-            struct sp_event *ev = sp_queue_push(q, t, prio, 0, 0);
+            unsigned prio = (unsigned)sp_rng_below(&rng, 3) * 4;
+            sp_event_handle h = 0;
+            struct sp_event *ev = sp_rng_below(&rng, 2)
+                ? sp_queue_push_tracked(q, t, prio, 0, 0, &h)
+                : sp_queue_push(q, t, prio, 0, 0);
             assert_non_null(ev);
+            assert_int_equal(sp_queue_handle(q, ev), h);       /* 0 when untracked */
             ev->data.u[0] = ++tag;
-            refs[n] = (struct ref){ t, prio, seq++, sp_queue_handle(q, ev), tag };
+            refs[n] = (struct ref){ t, prio, seq++, h, tag };
             n++;
         } else if (r < 7) {                                     /* pop */
             size_t m = ref_min(refs, n);
@@ -65,15 +71,17 @@ static void run_random_ops(uint64_t seed, size_t n_ops, sp_time t_range)
             assert_int_equal(sp_queue_pop(q, &out), 1);
             assert_int_equal(out.t, refs[m].t);
             assert_int_equal(out.data.u[0], refs[m].tag);
-            assert_null(sp_queue_lookup(q, refs[m].h));        /* handle now stale */
+            if (refs[m].h) assert_null(sp_queue_lookup(q, refs[m].h));   /* now stale */
             refs[m] = refs[--n];
         } else if (r < 8) {                                     /* cancel */
             size_t k = (size_t)sp_rng_below(&rng, n);
+            if (!refs[k].h) continue;                          /* untracked: no handle */
             assert_int_equal(sp_queue_cancel(q, refs[k].h), SP_OK);
             assert_int_equal(sp_queue_cancel(q, refs[k].h), SP_ENOTFOUND);
             refs[k] = refs[--n];
         } else {                                                /* reschedule */
             size_t k = (size_t)sp_rng_below(&rng, n);
+            if (!refs[k].h) continue;
             sp_time t = (sp_time)sp_rng_below(&rng, (uint64_t)t_range);
             assert_int_equal(sp_queue_reschedule(q, refs[k].h, t), SP_OK);
             refs[k].t = t;
@@ -93,6 +101,23 @@ static void run_random_ops(uint64_t seed, size_t n_ops, sp_time t_range)
     assert_int_equal(sp_queue_pop(q, NULL), 0);
     free(refs);
     sp_queue_destroy(q);
+}
+
+static void run_random_ops(uint64_t seed, size_t n_ops, sp_time t_range)
+{
+    run_random_ops_from(seed, n_ops, t_range, 0);
+}
+
+static void test_queue_sequence_renumbering_keeps_the_order(void **state)
+{
+    (void)state;
+    /* Start just below the 28-bit sequence limit so each run crosses it,
+     * with and without many equal times. */
+    uint32_t lim = sp_queue_debug_seq_limit();
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        run_random_ops_from(seed, 3000, 1000000, lim - 100 * (uint32_t)seed);
+        run_random_ops_from(seed + 50, 3000, 3, lim - 7 * (uint32_t)seed);
+    }
 }
 
 static void test_queue_random_ops_match_sorted_oracle(void **state)
@@ -152,6 +177,7 @@ static void test_queue_dispatch_reschedule_of_head_equals_pop_push(void **state)
     struct sp_queue *a, *b;
     sp_queue_create(&a);
     sp_queue_create(&b);
+    sp_queue_debug_set_seq(a, sp_queue_debug_seq_limit() - 5000);   /* renumbers mid-run */
     struct sp_rng ra, rb;
     sp_rng_init(&ra, 3, 1);
     sp_rng_init(&rb, 3, 1);
@@ -195,10 +221,35 @@ static void test_queue_handler_may_cancel_its_own_event(void **state)
     struct sp_event *ev = sp_queue_begin(q);
     sp_event_handle h = sp_queue_handle(q, ev);
     assert_int_equal(sp_queue_cancel(q, h), SP_OK);
-    struct sp_event *fresh = sp_queue_push(q, 3, 0, 0, 9);   /* may reuse the slot */
-    sp_queue_end(q);                                          /* must not free `fresh` */
+    sp_event_handle hf;
+    sp_queue_push_tracked(q, 3, 0, 0, 9, &hf);               /* may reuse the slot */
+    sp_queue_end(q);                                          /* must not free it */
     assert_int_equal(sp_queue_size(q), 2);
-    assert_non_null(sp_queue_lookup(q, sp_queue_handle(q, fresh)));
+    assert_non_null(sp_queue_lookup(q, hf));
+    assert_int_equal(sp_queue_verify(q), 0);
+    sp_queue_destroy(q);
+}
+
+static void test_queue_handle_taken_while_dispatching_stays_valid(void **state)
+{
+    (void)state;
+    /* An untracked event asks for its handle from its handler, reschedules
+     * itself, and is later cancelled through that handle. */
+    struct sp_queue *q;
+    sp_queue_create(&q);
+    for (int i = 0; i < 50; i++) sp_queue_push(q, 10 + i, 0, 0, 0);
+    sp_queue_push(q, 1, 0, 0, 7);
+    struct sp_event *ev = sp_queue_begin(q);
+    assert_int_equal(ev->kind, 7);
+    sp_event_handle h = sp_queue_handle(q, ev);
+    assert_int_not_equal(h, 0);
+    sp_queue_reschedule_event(q, ev, 30);
+    sp_queue_end(q);
+    assert_int_equal(sp_queue_verify(q), 0);
+    assert_int_equal(sp_queue_reschedule(q, h, 100), SP_OK);
+    assert_int_equal(sp_queue_verify(q), 0);
+    assert_int_equal(sp_queue_cancel(q, h), SP_OK);
+    assert_int_equal(sp_queue_size(q), 50);
     assert_int_equal(sp_queue_verify(q), 0);
     sp_queue_destroy(q);
 }
@@ -208,8 +259,9 @@ static void test_queue_stale_handles_are_rejected(void **state)
     (void)state;
     struct sp_queue *q;
     sp_queue_create(&q);
-    struct sp_event *ev = sp_queue_push(q, 1, 0, 0, 0);
-    sp_event_handle h = sp_queue_handle(q, ev);
+    sp_event_handle h;
+    sp_queue_push_tracked(q, 1, 0, 0, 0, &h);
+    assert_int_not_equal(h, 0);
     assert_int_equal(sp_queue_pop(q, NULL), 1);
     sp_queue_push(q, 2, 0, 0, 0);                              /* reuses the slot */
     assert_int_equal(sp_queue_reschedule(q, h, 5), SP_ENOTFOUND);
@@ -224,10 +276,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_random_ops_match_sorted_oracle),
         cmocka_unit_test(test_queue_random_ops_with_many_ties),
+        cmocka_unit_test(test_queue_sequence_renumbering_keeps_the_order),
         cmocka_unit_test(test_queue_equal_times_leave_in_insertion_order),
         cmocka_unit_test(test_queue_priority_class_breaks_time_ties),
         cmocka_unit_test(test_queue_dispatch_reschedule_of_head_equals_pop_push),
         cmocka_unit_test(test_queue_handler_may_cancel_its_own_event),
+        cmocka_unit_test(test_queue_handle_taken_while_dispatching_stays_valid),
         cmocka_unit_test(test_queue_stale_handles_are_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

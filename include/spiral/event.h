@@ -1,20 +1,23 @@
 /*
  * spiral/event.h — simulation events and the event queue.
  *
- * The queue is a binary min-heap of (time, key, event index) entries, where
- * key = priority class << 56 | insertion sequence.  So events leave in order
+ * The queue is a binary min-heap of 16-byte (time, key) entries, where
+ * key = priority class << 60 | insertion sequence << 32 | event index.  So
+ * events leave in order
  * of time, then priority class (lower first), then insertion order: equal-time
- * events are deterministic.  The heap slot of every event is kept (libevent's
- * min_heap_idx, here in a dense side array indexed by event, so that heap
- * moves touch 4 bytes instead of a 64-byte event), which makes cancel and
- * reschedule O(log n).
+ * events are deterministic.  Events that may be cancelled or moved are
+ * pushed *tracked*: their heap slot is kept (libevent's min_heap_idx, here in
+ * a dense side array), which makes cancel and reschedule O(log n).  Untracked
+ * events (the common case: fire, and maybe come back later) skip that
+ * bookkeeping on every heap move.
  *
  * Events live in fixed blocks and are recycled through a free list; their
  * payload is inline (32 bytes), so the hot loop never calls malloc.  An event
  * names its target entity by id and its meaning by a module-defined `kind`;
  * it never holds a pointer, so the queue can be written to a snapshot.
- * Modules keep `sp_event_handle`s (slot + generation), never event pointers:
- * a handle to an event that has fired or was cancelled is detected as stale.
+ * Modules keep `sp_event_handle`s (index + generation) of tracked events,
+ * never event pointers: a handle to an event that has fired or was cancelled
+ * is detected as stale.
  *
  * Dispatch (sp_queue_begin / sp_queue_end) leaves the head in the heap while
  * its handler runs; if the handler reschedules that event (the common "hold"
@@ -32,13 +35,13 @@ extern "C" {
 
 /* Priority classes: at equal times, lower classes run first. */
 enum sp_prio {
-    SP_PRIO_PRICE  = 10,   /* exogenous price processes */
-    SP_PRIO_ORACLE = 20,
-    SP_PRIO_MARKET = 30,
-    SP_PRIO_AGENT  = 40,
-    SP_PRIO_CHAIN  = 50,
-    SP_PRIO_RECORD = 90,   /* samplers: see the state after everything else */
-    SP_PRIO_MAX    = 255
+    SP_PRIO_PRICE  = 1,    /* exogenous price processes */
+    SP_PRIO_ORACLE = 2,
+    SP_PRIO_MARKET = 3,
+    SP_PRIO_AGENT  = 4,
+    SP_PRIO_CHAIN  = 5,
+    SP_PRIO_RECORD = 9,    /* samplers: see the state after everything else */
+    SP_PRIO_MAX    = 15    /* classes are 4 bits */
 };
 
 typedef uint64_t sp_event_handle;   /* 0 is never a valid handle */
@@ -52,7 +55,7 @@ union sp_event_data {
 
 struct sp_event {
     sp_time t;                 /* when it fires */
-    uint64_t key;              /* prio << 56 | insertion sequence */
+    uint64_t key;              /* prio << 60 | insertion sequence << 32 | index */
     uint32_t index;            /* its place in the event pool (for handles) */
     uint32_t reserved;
     sp_id target;              /* entity it is addressed to */
@@ -70,8 +73,13 @@ void sp_queue_destroy(struct sp_queue *q);
  * Fill `data` after the call (it does not affect ordering). */
 struct sp_event *sp_queue_push(struct sp_queue *q, sp_time t, unsigned prio,
                                sp_id target, uint16_t kind);
+/* Same, tracked: *h receives a handle for cancel/reschedule. */
+struct sp_event *sp_queue_push_tracked(struct sp_queue *q, sp_time t, unsigned prio,
+                                       sp_id target, uint16_t kind, sp_event_handle *h);
 /* The next event, or NULL if empty.  Does not remove it. */
 struct sp_event *sp_queue_peek(const struct sp_queue *q);
+/* Its time (SP_TIME_MAX if empty), without touching the event. */
+sp_time sp_queue_next_time(const struct sp_queue *q);
 /* Remove and free the next event, copying it to *out.  Returns 0 if empty. */
 int sp_queue_pop(struct sp_queue *q, struct sp_event *out);
 
@@ -80,7 +88,9 @@ int sp_queue_pop(struct sp_queue *q, struct sp_event *out);
 struct sp_event *sp_queue_begin(struct sp_queue *q);
 void sp_queue_end(struct sp_queue *q);
 
-sp_event_handle sp_queue_handle(const struct sp_queue *q, const struct sp_event *ev);
+/* The handle of a tracked event, or of the event being dispatched (which
+ * then stays tracked); 0 for an untracked queued event. */
+sp_event_handle sp_queue_handle(struct sp_queue *q, const struct sp_event *ev);
 /* The live event behind `h`, or NULL if it fired or was cancelled. */
 struct sp_event *sp_queue_lookup(const struct sp_queue *q, sp_event_handle h);
 /* Remove and free.  SP_ENOTFOUND for a stale handle. */
@@ -93,7 +103,7 @@ void sp_queue_reschedule_event(struct sp_queue *q, struct sp_event *ev, sp_time 
 size_t sp_queue_size(const struct sp_queue *q);
 /* Bytes held by the queue (heap array plus event blocks). */
 size_t sp_queue_memory(const struct sp_queue *q);
-/* Check the heap property and slot back-pointers (tests): 0 if sound. */
+/* Check the heap property and tracked slots (tests): 0 if sound. */
 int sp_queue_verify(const struct sp_queue *q);
 
 #ifdef __cplusplus

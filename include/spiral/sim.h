@@ -88,9 +88,14 @@ struct sp_queue *sp_sim_queue(struct sp_sim *sim);
 /* Schedule an event for `target` at absolute time t (>= now). */
 struct sp_event *sp_sim_schedule(struct sp_sim *sim, sp_time t, unsigned prio,
                                  sp_id target, uint16_t kind);
+/* Same, for an event the module may cancel or move later: *h receives its
+ * handle (keep the handle, never the pointer). */
+struct sp_event *sp_sim_schedule_tracked(struct sp_sim *sim, sp_time t, unsigned prio,
+                                         sp_id target, uint16_t kind, sp_event_handle *h);
 /* Re-queue the event being handled at time t (cheaper than a new one). */
 void sp_sim_again(struct sp_sim *sim, struct sp_event *ev, sp_time t);
 int  sp_sim_cancel(struct sp_sim *sim, sp_event_handle h);
+int  sp_sim_reschedule(struct sp_sim *sim, sp_event_handle h, sp_time t);
 
 /* The entity's own random stream: derived from (seed, name), so it does not
  * depend on which other entities exist. */
