@@ -242,6 +242,7 @@ static void bench_recorder(bool quick, const char *dir)
                level ? "recording, deflate 1" : "recording, no filter", total, (double)m / total / 1e6,
                (double)m * 48.0 / total / 1e6, (double)size / 1048576.0,
                100.0 * (total - best_off) / best_off);
+        printf("%-22s run %.3f s + close (drain, tails) %.3f s\n", "", on.seconds, close_s);
         printf("%-22s RSS at quarters: %.1f %.1f %.1f %.1f MiB; row buffers %.2f MiB\n", "",
                on.rss_q[0], on.rss_q[1], on.rss_q[2], on.rss_q[3], (double)on.buf_bytes / 1048576.0);
         unlink(path);

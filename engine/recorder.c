@@ -69,6 +69,9 @@
 #include <hdf5.h>
 #include <hdf5_hl.h>
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -867,6 +870,9 @@ static void hand_off(struct sp_rec_table *t)
     t->n_queued += t->n_buf;
     t->n_buf = 0;
     unsigned next = (t->cur + 1) % REC_NBLOCKS;
+#if defined(__SSE2__) && defined(__x86_64__)
+    _mm_sfence();                               /* streamed rows visible first */
+#endif
     pthread_mutex_lock(&r->q_mu);
     blk->busy = true;
     r->inflight++;
@@ -894,8 +900,18 @@ void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row)
     }
     size_t n = t->n_buf;
     if (t->all8) {
-        for (size_t c = 0; c < t->ncols; c++)
+        for (size_t c = 0; c < t->ncols; c++) {
+#if defined(__SSE2__) && defined(__x86_64__)
+            /* Non-temporal: the writer thread reads these lines on another
+             * core; streaming them past the cache spares the read-for-
+             * ownership of lines that core last touched. */
+            long long v;
+            memcpy(&v, &row[c], 8);
+            _mm_stream_si64((long long *)((char *)t->cols[c].buf + 8 * n), v);
+#else
             memcpy((char *)t->cols[c].buf + 8 * n, &row[c], 8);
+#endif
+        }
         goto stored;
     }
     for (size_t c = 0; c < t->ncols; c++) {
