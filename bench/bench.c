@@ -203,7 +203,7 @@ static void bench_hold(bool quick, size_t only_size)
             engine_hold(n, m, NULL, &r);
             if (r.seconds < best_e) best_e = r.seconds;
         }
-        double qmib = (double)n * (24.0 + 64.0) / (1024.0 * 1024.0);
+        double qmib = (double)n * (16.0 + 64.0 + 4.0) / (1024.0 * 1024.0);   /* entry, event, slot */
         printf("%10zu %12llu %14.2f %14.2f %7.0f%% %10.1f\n", n, (unsigned long long)m,
                (double)m / best_b / 1e6, (double)m / best_e / 1e6, 100.0 * best_b / best_e, qmib);
         fflush(stdout);
