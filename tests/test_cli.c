@@ -219,9 +219,9 @@ static void test_cli_run_then_info(void **state)
     free(text);
 }
 
-/* A long run interrupted by SIGINT after `delay` seconds. */
+/* A long run interrupted by signal `sig` after `delay` seconds. */
 static void interrupt_run(const char *tag, const char *horizon, const char *extra_arg,
-                          const char *extra_val, double delay)
+                          const char *extra_val, double delay, int sig)
 {
     const char *dir = tu_tmpdir(tag);
     char log[1024], scn[1024], out[1024], st[64], yaml[1024];
@@ -238,7 +238,7 @@ static void interrupt_run(const char *tag, const char *horizon, const char *extr
     pid_t pid = tu_spawn(argv, log);
     struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
     nanosleep(&ts, NULL);
-    kill(pid, SIGINT);
+    kill(pid, sig);
     int code = tu_wait(pid);
     char *text = tu_read(log);
     if (code != 130) fprintf(stderr, "exit %d, output:\n%s\n", code, text);
@@ -259,14 +259,14 @@ static void interrupt_run(const char *tag, const char *horizon, const char *extr
 static void test_cli_sigint_fast_mode_leaves_interrupted_file(void **state)
 {
     (void)state;
-    interrupt_run("sigfast", "100000d", "--quiet", NULL, 0.7);
+    interrupt_run("sigfast", "100000d", "--quiet", NULL, 0.7, SIGINT);
 }
 
-static void test_cli_sigint_paced_mode_leaves_interrupted_file(void **state)
+static void test_cli_sigterm_paced_mode_leaves_interrupted_file(void **state)
 {
     (void)state;
     /* 2 simulated hours per wall second: about 70 samples after 0.6 s. */
-    interrupt_run("sigpaced", "10d", "--pace", "7200", 0.6);
+    interrupt_run("sigpaced", "10d", "--pace", "7200", 0.6, SIGTERM);
 }
 
 int main(void)
@@ -276,7 +276,7 @@ int main(void)
         cmocka_unit_test(test_cli_help_version_and_validate),
         cmocka_unit_test(test_cli_run_then_info),
         cmocka_unit_test(test_cli_sigint_fast_mode_leaves_interrupted_file),
-        cmocka_unit_test(test_cli_sigint_paced_mode_leaves_interrupted_file),
+        cmocka_unit_test(test_cli_sigterm_paced_mode_leaves_interrupted_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
