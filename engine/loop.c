@@ -31,6 +31,7 @@
 #include "spiral/sim.h"
 #include "spiral/recorder.h"
 #include "spiral/error.h"
+#include "spiral/ledger.h"
 #include "sim-internal.h"
 
 struct loop {
@@ -68,6 +69,10 @@ static bool boundary(struct loop *L, bool drained)
 {
     struct sp_sim *sim = L->sim;
     double now = wall_now();
+#ifndef NDEBUG
+    /* Debug and test builds: every token conserved, no negative balance. */
+    if (!sim->fail_code && sim->n_tokens) sp_ledger_check(sim);
+#endif
     if (sim->fail_code) {
         L->status = SP_RUN_FAILED;
     } else if (sim->stop_requested) {

@@ -16,6 +16,9 @@
 #else
 #include <assert.h>
 #define SP_ASSERT(x) assert(x)
+/* trades.c: create /events/trades (entity names become the code maps). */
+int sp_trades_open(struct sp_sim *sim, struct sp_rec *rec);
+
 #endif
 
 struct sp_entity {
@@ -44,10 +47,21 @@ struct sp_sim {
     struct sp_rec *rec;
     struct sp_summary_item *summary;
     size_t n_summary, cap_summary;
+    /* ledger.c: balances[holder * n_tokens + token] */
+    char **tokens;
+    size_t n_tokens;
+    double *bal;
+    size_t bal_rows;               /* holders with a row in bal */
+    double *supply;
+    struct sp_rec_table *trades;   /* /events/trades, NULL when not recorded */
+    uint64_t n_trades;
     volatile sig_atomic_t stop_requested;
     int fail_code;
     char *fail_msg;
     bool finished;
 };
+
+/* trades.c: create /events/trades (entity names become the code maps). */
+int sp_trades_open(struct sp_sim *sim, struct sp_rec *rec);
 
 #endif

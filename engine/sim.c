@@ -51,6 +51,10 @@ void sp_sim_destroy(struct sp_sim *sim)
         free(e->name);
     }
     free(sim->ents);
+    for (size_t i = 0; i < sim->n_tokens; i++) free(sim->tokens[i]);
+    free(sim->tokens);
+    free(sim->bal);
+    free(sim->supply);
     for (size_t i = 0; i < sim->n_summary; i++) free(sim->summary[i].name);
     free(sim->summary);
     free(sim->fail_msg);

@@ -77,7 +77,31 @@ static const struct sp_field world_fields[] = {
       "Reference price processes, one per base asset.",
       offsetof(struct sp_world_cfg, references), "reference",
       offsetof(struct sp_world_cfg, n_references) },
+    { "markets", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "Trading venues: AMMs and order books, one pair each.",
+      offsetof(struct sp_world_cfg, markets), "market",
+      offsetof(struct sp_world_cfg, n_markets) },
+    { "oracles", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "Price feeds read by protocols: a source and an update rule each.",
+      offsetof(struct sp_world_cfg, oracles), "oracle",
+      offsetof(struct sp_world_cfg, n_oracles) },
+    { "agents", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "Who acts: arbitrageurs, traders, market makers, liquidity providers, scripted agents.",
+      offsetof(struct sp_world_cfg, agents), "agent",
+      offsetof(struct sp_world_cfg, n_agents) },
 };
+
+/* The module sections in entity order: ids are dense in this order. */
+struct section { const struct sp_module_cfg *items; size_t n; };
+
+static size_t sections_of(const struct sp_world_cfg *w, struct section out[4])
+{
+    out[0] = (struct section){ w->references, w->n_references };
+    out[1] = (struct section){ w->markets, w->n_markets };
+    out[2] = (struct section){ w->oracles, w->n_oracles };
+    out[3] = (struct section){ w->agents, w->n_agents };
+    return 4;
+}
 
 static const struct sp_schema world_schema = {
     "scenario", "The top level of a scenario file.",
@@ -139,16 +163,21 @@ static int world_check(void *bound, const struct sp_check_ctx *ctx)
                 rc = SP_ECONFIG;
             }
     /* Entity names must be unique across every module section. */
-    for (size_t i = 0; i < w->n_references; i++) {
-        char bi[128], bj[128];
-        const struct sp_module_cfg *m = &w->references[i];
-        const char *ni = entity_name(m, bi, sizeof bi);
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(entity_name(&w->references[j], bj, sizeof bj), ni)) {
-                sp_diag_error(ctx->diag, m->node, "duplicate entity name '%s'", ni);
+    struct section sec[4];
+    size_t ns = sections_of(w, sec);
+    for (size_t a = 0; a < ns; a++)
+        for (size_t i = 0; i < sec[a].n; i++) {
+            char bi[128], bj[128];
+            const char *ni = entity_name(&sec[a].items[i], bi, sizeof bi);
+            bool dup = false;
+            for (size_t b = 0; b <= a && !dup; b++)
+                for (size_t j = 0; j < (b == a ? i : sec[b].n) && !dup; j++)
+                    dup = !strcmp(entity_name(&sec[b].items[j], bj, sizeof bj), ni);
+            if (dup) {
+                sp_diag_error(ctx->diag, sec[a].items[i].node, "duplicate entity name '%s'", ni);
                 rc = SP_ECONFIG;
             }
-    }
+        }
     return rc;
 }
 
@@ -178,25 +207,34 @@ int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct s
     if (rc) { sp_diag_error(d, NULL, "cannot create the simulation: %s", sp_strerror(rc)); return rc; }
     sp_sim_set_horizon(sim, cfg->horizon);
     sp_sim_set_sample_every(sim, cfg->output.sample_every);
-    /* One entity per module item, in scenario order; ids are dense. */
-    const struct { const struct sp_module_cfg *items; size_t n; } sections[] = {
-        { cfg->references, cfg->n_references },
-    };
-    for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++)
-        for (size_t i = 0; i < sections[s].n; i++) {
-            const struct sp_module_cfg *m = &sections[s].items[i];
-            char buf[128];
-            sp_id id;
-            rc = sp_sim_add_entity(sim, entity_name(m, buf, sizeof buf), m->ops, NULL, &id);
-            if (!rc) rc = sp_sim_init_entity(sim, id, m->cfg);
-            if (rc) {
-                const char *msg;
-                if (!sp_sim_failure(sim, &msg)) msg = sp_strerror(rc);
-                sp_diag_error(d, m->node, "cannot set up '%s': %s", buf, msg);
-                sp_sim_destroy(sim);
-                return rc;
+    const char **tokens = calloc(cfg->n_tokens + 1, sizeof *tokens);
+    if (!tokens) { sp_sim_destroy(sim); return SP_ENOMEM; }
+    for (size_t i = 0; i < cfg->n_tokens; i++) tokens[i] = cfg->tokens[i].name;
+    rc = sp_sim_set_tokens(sim, tokens, cfg->n_tokens);
+    free(tokens);
+    if (rc) { sp_sim_destroy(sim); return rc; }
+    /* One entity per module item, in section then scenario order; ids are
+     * dense.  All exist before any init, so modules can look each other up. */
+    struct section sec[4];
+    size_t ns = sections_of(cfg, sec);
+    for (int pass = 0; pass < 2; pass++) {
+        sp_id id = 0;
+        for (size_t s = 0; s < ns; s++)
+            for (size_t i = 0; i < sec[s].n; i++, id++) {
+                const struct sp_module_cfg *m = &sec[s].items[i];
+                char buf[128];
+                const char *name = entity_name(m, buf, sizeof buf);
+                rc = pass == 0 ? sp_sim_add_entity(sim, name, m->ops, NULL, NULL)
+                               : sp_sim_init_entity(sim, id, m->cfg);
+                if (rc) {
+                    const char *msg;
+                    if (!sp_sim_failure(sim, &msg)) msg = sp_strerror(rc);
+                    sp_diag_error(d, m->node, "cannot set up '%s': %s", name, msg);
+                    sp_sim_destroy(sim);
+                    return rc;
+                }
             }
-        }
+    }
     *out = sim;
     return SP_OK;
 }
@@ -271,6 +309,7 @@ static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct
     rc |= sp_rec_text(rec, "/config.yaml", yaml);
     free(yaml);
     rc |= write_entities(rec, sim);
+    rc |= sp_trades_open(sim, rec);
     return rc ? SP_EHDF5 : SP_OK;
 }
 
@@ -315,6 +354,7 @@ int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
             const char *name = sp_sim_summary_get(sim, i, &v);
             r2 |= sp_rec_attr_f64(rec, "/summary", name, v);
         }
+        r2 |= sp_rec_attr_i64(rec, "/summary", "n_trades", (int64_t)sim->n_trades);
         r2 |= sp_rec_attr_f64(rec, "/", "t_end", sp_time_sec(sp_sim_now(sim)));
         r2 |= sp_rec_attr_i64(rec, "/", "n_events", (int64_t)sp_sim_events(sim));
         r2 |= sp_rec_attr_f64(rec, "/", "wall_seconds",

@@ -47,6 +47,10 @@ struct sp_module_ops {
     void (*on_event)(void *self, struct sp_sim *sim, struct sp_event *ev);
     /* The run ended (complete or interrupted): final rows, /summary metrics. */
     void (*finish)(void *self, struct sp_sim *sim);
+    /* The entity's current price in the numeraire per unit, for entities
+     * that have one (reference processes, markets, oracles); NULL if none.
+     * Oracles read their sources through it. */
+    double (*price)(const void *self);
     /* Free what init allocated (not `self` itself).  Optional. */
     void (*release)(void *self);
     /* Reserved for checkpoints; NULL until the snapshot issue lands. */

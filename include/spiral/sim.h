@@ -57,6 +57,9 @@ enum sp_run_status { SP_RUN_COMPLETE, SP_RUN_INTERRUPTED, SP_RUN_FAILED };
 int  sp_sim_create(struct sp_sim **out, uint64_t seed);
 void sp_sim_destroy(struct sp_sim *sim);   /* releases entities; NULL is a no-op */
 
+/* Declare the tokens (before any balance is touched). */
+int sp_sim_set_tokens(struct sp_sim *sim, const char *const *names, size_t n);
+
 /* Add an entity.  `state` of ops->state_size bytes is allocated (zeroed) by
  * the engine unless `state` is given (then the caller owns it).  Names must
  * be unique.  *out_id receives the id. */

@@ -43,6 +43,12 @@ struct sp_world_cfg {
     size_t n_tokens;
     struct sp_module_cfg *references;
     size_t n_references;
+    struct sp_module_cfg *markets;
+    size_t n_markets;
+    struct sp_module_cfg *oracles;
+    size_t n_oracles;
+    struct sp_module_cfg *agents;
+    size_t n_agents;
 };
 
 const struct sp_schema *sp_world_schema(void);
