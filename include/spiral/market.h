@@ -68,6 +68,11 @@ struct sp_market_ops {
     int (*quote)(const void *self, enum sp_side side, double amount_in, double *amount_out);
     int (*swap)(void *self, struct sp_sim *sim, const struct sp_swap *req,
                 struct sp_swap_result *res);
+    /* Time integral of the price since t = 0 (quote per base x seconds) up to
+     * `now`, as Uniswap v2's price0CumulativeLast: TWAP over [a, b] =
+     * (cumulative(b) - cumulative(a)) / (b - a).  The price counted over an
+     * interval is the one in force during it (set by the last trade before). */
+    double (*cumulative)(const void *self, sp_time now);
 };
 
 /* The market ops of entity `id`, or NULL if it is not a market. */

@@ -39,6 +39,11 @@ struct sp_module_ops {
 
     /* Name for an item without `name:` (e.g. "reference_ETH"). Optional. */
     const char *(*default_name)(const void *cfg, char *buf, size_t size);
+    /* Populations: how many entities this item makes (its `count:` key).
+     * NULL or 1 = one entity named as above; N > 1 = entities NAME_0 ..
+     * NAME_{N-1}, all with the same config, each with its own random stream
+     * (draw per-agent parameters from it in init). */
+    size_t (*count)(const void *cfg);
     /* Set up the instance from its bound config.  No events yet. */
     int (*init)(void *self, struct sp_sim *sim, sp_id id, const void *cfg);
     /* All instances exist: create output tables, schedule first events. */
