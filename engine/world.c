@@ -220,18 +220,26 @@ int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct s
     for (int pass = 0; pass < 2; pass++) {
         sp_id id = 0;
         for (size_t s = 0; s < ns; s++)
-            for (size_t i = 0; i < sec[s].n; i++, id++) {
+            for (size_t i = 0; i < sec[s].n; i++) {
                 const struct sp_module_cfg *m = &sec[s].items[i];
-                char buf[128];
-                const char *name = entity_name(m, buf, sizeof buf);
-                rc = pass == 0 ? sp_sim_add_entity(sim, name, m->ops, NULL, NULL)
-                               : sp_sim_init_entity(sim, id, m->cfg);
-                if (rc) {
-                    const char *msg;
-                    if (!sp_sim_failure(sim, &msg)) msg = sp_strerror(rc);
-                    sp_diag_error(d, m->node, "cannot set up '%s': %s", name, msg);
-                    sp_sim_destroy(sim);
-                    return rc;
+                size_t count = m->ops->count ? m->ops->count(m->cfg) : 1;
+                for (size_t k = 0; k < count; k++, id++) {
+                    char buf[128], member[160];
+                    const char *name = entity_name(m, buf, sizeof buf);
+                    if (count > 1) {              /* a population: NAME_0 .. NAME_{n-1} */
+                        snprintf(member, sizeof member, "%s_%zu", name, k);
+                        name = member;
+                    }
+                    rc = pass == 0 ? sp_sim_add_entity(sim, name, m->ops, NULL, NULL)
+                                   : sp_sim_init_entity(sim, id, m->cfg);
+                    if (rc) {
+                        const char *msg;
+                        if (!sp_sim_failure(sim, &msg)) msg = sp_strerror(rc);
+                        sp_diag_error(d, m->node, "cannot set up '%s': %s", name,
+                                      rc == SP_EEXISTS ? "duplicate entity name" : msg);
+                        sp_sim_destroy(sim);
+                        return rc;
+                    }
                 }
             }
     }
