@@ -41,6 +41,7 @@
 #include "spiral/error.h"
 #include "spiral/module.h"
 #include "spiral/scenario.h"
+#include "spiral/dist.h"
 
 struct bnd {
     struct sp_scenario *sc;
@@ -122,6 +123,7 @@ static const char *bnd_expected(const struct sp_field *f, char *buf, size_t size
     case SP_T_MAP:      return "a map";
     case SP_T_LIST:     return "a list";
     case SP_T_MODULES:  return "a list";
+    case SP_T_DIST:     return "a number or a map {dist: uniform|normal|lognormal|exponential, ...}";
     case SP_T_ENUM: {
         char list[768];
         bnd_enum_list(f, list, sizeof list);
@@ -337,7 +339,7 @@ static void bnd_scalar(struct bnd *b, const struct sp_field *f, const struct sp_
     case SP_T_ENUM:
         bnd_enum(b, f, n, out);
         return;
-    case SP_T_MAP: case SP_T_LIST: case SP_T_MODULES:
+    case SP_T_MAP: case SP_T_LIST: case SP_T_MODULES: case SP_T_DIST:
         break;
     }
 }
@@ -536,6 +538,20 @@ static void bind_field(struct bnd *b, const struct sp_field *f, struct sp_node *
     case SP_T_MODULES:
         bnd_modules(b, f, n, out);
         return;
+    case SP_T_DIST: {
+        struct sp_dist *d = (struct sp_dist *)((char *)out + f->offset);
+        if (n->kind == SP_NODE_MAP) {
+            bind_map(b, &sp_dist_schema, n, d, false);
+            return;
+        }
+        /* A plain number: a constant, range-checked like a number field. */
+        struct sp_field num = *f;
+        num.type = SP_T_NUMBER;
+        num.offset = offsetof(struct sp_dist, value);
+        bnd_scalar(b, &num, n, d);
+        d->kind = SP_DIST_CONST;
+        return;
+    }
     default:
         bnd_scalar(b, f, n, out);
         return;
@@ -647,6 +663,7 @@ static void md_type(FILE *out, const struct sp_field *f, const char *path,
         md_cell(out, list);
         break;
     case SP_T_MAP:      fprintf(out, "map (see `%s%s%s`)", path, *path ? "." : "", f->key); break;
+    case SP_T_DIST:     fputs("number or distribution (see `distribution`)", out); break;
     case SP_T_LIST:     fprintf(out, "list of maps (see `%s%s%s[]`)", path, *path ? "." : "",
                                 f->key); break;
     case SP_T_MODULES: {
@@ -765,4 +782,7 @@ void sp_schema_markdown(FILE *out, const struct sp_schema *root, const struct sp
           "be written `80%` or as the fraction `0.8`.  Keys marked **(required)** have "
           "no default; every other key takes the default shown when absent.\n\n", out);
     md_section(out, root, "", reg, NULL, 0);
+    /* Distributed parameters share one schema, documented once. */
+    fputs("\n", out);
+    md_section(out, &sp_dist_schema, "distribution", reg, NULL, 0);
 }

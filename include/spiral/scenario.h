@@ -103,6 +103,8 @@ enum sp_ftype {
     SP_T_MODULES   /* list of maps each with `type:` naming a registered module of
                       kind `sub` (a const char *); binds struct sp_module_cfg *
                       array at offset and size_t count at count_offset */
+    ,SP_T_DIST     /* struct sp_dist (spiral/dist.h): a number (a constant) or a
+                      map {dist: uniform|normal|lognormal|exponential, ...} */
 };
 
 enum {
