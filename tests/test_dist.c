@@ -58,7 +58,7 @@ static void test_dist_bad_forms_are_located_errors(void **state)
         { "size: {dist: gaussian, mean: 1}\n", "expected one of: const, uniform" },
         { "size: {dist: lognormal, mean: -2, sd: 1}\n", "mean > 0" },
         { "size: {dist: normal, mean: 0, sd: 1, skew: 2}\n", "unknown key 'skew'" },
-        { "size: big\n", "a number or a map" },
+        { "size: big\n", "expected a number, got 'big'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sp_diag d = { 0 };
