@@ -9,13 +9,14 @@
 #include <string.h>
 #include "spiral/module.h"
 #include "spiral/error.h"
+#include "spiral/market.h"
 
 extern const struct sp_module_ops sp_reference_gbm_ops;
 extern const struct sp_module_ops sp_reference_replay_ops;
 /* In development (weak until each lands; absent ones are skipped). */
 #define SP_DEV_WEAK __attribute__((weak))
-extern const struct sp_module_ops sp_market_cpmm_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_market_stableswap_ops SP_DEV_WEAK;
+extern const struct sp_market_ops sp_market_cpmm_ops;
+extern const struct sp_market_ops sp_market_stableswap_ops;
 extern const struct sp_module_ops sp_market_lob_ops SP_DEV_WEAK;
 extern const struct sp_module_ops sp_oracle_chainlink_ops SP_DEV_WEAK;
 extern const struct sp_module_ops sp_oracle_osm_ops SP_DEV_WEAK;
@@ -31,8 +32,8 @@ extern const struct sp_module_ops sp_agent_momentum_ops SP_DEV_WEAK;
 static const struct sp_module_ops *const builtin_all[] = {
     &sp_reference_gbm_ops,
     &sp_reference_replay_ops,
-    &sp_market_cpmm_ops,
-    &sp_market_stableswap_ops,
+    &sp_market_cpmm_ops.base,
+    &sp_market_stableswap_ops.base,
     &sp_market_lob_ops,
     &sp_oracle_chainlink_ops,
     &sp_oracle_osm_ops,
