@@ -217,7 +217,7 @@ static double shock_factor(const struct reference_cfg *c, sp_time t)
     double f = 1.0;
     for (size_t i = 0; i < c->n_shocks; i++) {
         const struct shock_cfg *s = &c->shocks[i];
-        if (t <= s->at) continue;
+        if (t < s->at) continue;            /* an instant shock applies at `at` */
         double frac = (s->over <= 0 || t >= s->at + s->over)
                           ? 1.0 : (double)(t - s->at) / (double)s->over;
         f *= 1.0 - s->drop * frac;
@@ -304,6 +304,11 @@ static void update(struct reference *r, sp_time t)
     if (dd > r->max_drawdown) r->max_drawdown = dd;
     if (r->price < r->min_price) r->min_price = r->price;
     if (r->cfg->record_every_update) record(r, t);
+}
+
+static double ref_price(const void *self)
+{
+    return ((const struct reference *)self)->price;
 }
 
 static int ref_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg)
@@ -399,7 +404,8 @@ const struct sp_module_ops sp_reference_gbm_ops = {
     .summary = "geometric Brownian motion with Merton jumps and scheduled shocks",
     .schema = &gbm_schema, .state_size = sizeof(struct reference),
     .default_name = ref_default_name, .init = ref_init, .start = ref_start,
-    .on_event = ref_on_event, .finish = ref_finish, .release = ref_release,
+    .on_event = ref_on_event, .finish = ref_finish, .price = ref_price,
+    .release = ref_release,
 };
 
 const struct sp_module_ops sp_reference_replay_ops = {
@@ -407,7 +413,8 @@ const struct sp_module_ops sp_reference_replay_ops = {
     .summary = "replay of a CSV price path with linear interpolation and scheduled shocks",
     .schema = &replay_schema, .state_size = sizeof(struct reference),
     .default_name = ref_default_name, .init = ref_init, .start = ref_start,
-    .on_event = ref_on_event, .finish = ref_finish, .release = ref_release,
+    .on_event = ref_on_event, .finish = ref_finish, .price = ref_price,
+    .release = ref_release,
 };
 
 int sp_is_reference(struct sp_sim *sim, sp_id id)

@@ -161,7 +161,7 @@ static void test_world_shock_ramp_is_linear_and_exact(void **state)
     for (size_t i = 0; i < n; i++) {
         double h = t[i] / 3600.0, f = 1.0;
         if (h > 2) f *= 1.0 - 0.4 * (h >= 6 ? 1.0 : (h - 2) / 4);
-        if (h > 8) f *= 0.5;
+        if (h >= 8) f *= 0.5;                 /* an instant shock applies at `at` */
         assert_true(fabs(p[i] - 1000 * f) < 1e-9);
     }
     free(t);

@@ -1,0 +1,721 @@
+/*
+ * oracle.c — the machinery shared by every oracle type: the source spec and
+ * its validation, polling, TWAP observations, failures, latency, delivery to
+ * subscribers, /oracles/<name> and the /summary metrics.  A type
+ * (oracle_chainlink.c, oracle_osm.c, oracle_heartbeat.c) only supplies the
+ * update rule: given the price read at a poll, publish or not.
+ *
+ * Time line of one oracle:
+ *   poll (every `poll` from t = 0, priority SP_PRIO_ORACLE, so it sees the
+ *   reference updates of the same instant but not the trades):
+ *     source price s <- read the source (every poll, frozen or not, so TWAP
+ *                       observations have no holes);
+ *     metrics        <- |delivered - s| / s and the age of the delivered
+ *                       price, before this poll's publication;
+ *     frozen?        -> nothing more;
+ *     p = s x prod(1 + offset of each active offset failure);
+ *     rule(p)        -> publish price q (a row of /oracles/<name>):
+ *   delivery at t + latency (inline when latency = 0, else a queued event;
+ *   deliveries keep publication order): the oracle's price becomes q and
+ *   each subscriber gets an event at that instant.
+ * A freeze stops publications only; what was published before still
+ * arrives.  Failure intervals are [from, to).
+ *
+ * Sources (`source.type`):
+ *   reference       the price of a reference process (`of`);
+ *   spot, mid       the price of a market (ops->price: the AMM's spot, the
+ *                   book's mid); the two names differ only for the reader;
+ *   twap            (C(t) - C(t - window)) / window.  For a market with a
+ *                   `cumulative` op, C is its price cumulative (Uniswap v2),
+ *                   observed at every poll; for any other source (or a market
+ *                   without one), C is accumulated here from the polled
+ *                   prices, each held until the next poll (sampled TWAP: exact
+ *                   when the source only changes at poll instants, as a
+ *                   reference whose step is a multiple of `poll`).  C(t -
+ *                   window) comes from a ring of (t, C) observations,
+ *                   linearly interpolated between two polls (exact when
+ *                   `window` is a multiple of `poll`).  Until a whole window
+ *                   has passed the mean runs from t = 0; at t = 0 it is the
+ *                   current price;
+ *   median          the median of `sources` (each one of the above but
+ *                   median; an even count takes the mean of the middle two).
+ * A poll whose source is not a positive finite number publishes nothing.
+ *
+ * State: `struct oracle` lives in the engine-allocated `struct
+ * sp_oracle_state` (checked at compile time); the legs, their TWAP rings
+ * and the subscriber list are heap arrays owned by it, freed in release.
+ * The subscriber list is never touched by init, so a consumer may subscribe
+ * before or after the oracle's own init.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "spiral/error.h"
+#include "spiral/market.h"
+#include "spiral/module.h"
+#include "spiral/recorder.h"
+#include "spiral/scenario.h"
+#include "spiral/sim.h"
+#include "spiral/world.h"
+#include "oracle.h"
+#include "reference.h"
+
+enum { EV_POLL = 1, EV_DELIVER = 2 };
+
+struct leg {
+    int type;                   /* enum sp_oracle_source_type, never median */
+    sp_id entity;
+    const struct sp_market_ops *market;   /* cumulative source, or NULL: sampled */
+    sp_time window;
+    /* twap: ring of observations (t, C); `head` is the newest */
+    sp_time *obs_t;
+    double *obs_c;
+    size_t cap, head, n;
+    /* sampled cumulative */
+    double cum, last_p;
+    sp_time last_t;
+};
+
+struct sub { sp_id who; uint16_t kind; };
+
+struct oracle {
+    const struct sp_oracle_cfg *cfg;
+    const struct sp_oracle_rule *rule;
+    struct sp_sim *sim;
+    sp_id id;
+    struct leg *legs;
+    double *vals;
+    size_t n_legs;
+    bool median;
+    /* delivered */
+    bool have;
+    double delivered;
+    sp_time pub_t, read_t;
+    /* consumers */
+    struct sub *subs;
+    size_t n_subs, cap_subs;
+    /* output and metrics */
+    struct sp_rec_table *tab;
+    uint64_t n_updates;
+    double max_dev;
+    sp_time max_age;
+    _Alignas(16) unsigned char rule_state[SP_ORACLE_RULE_STATE_MAX];
+};
+
+_Static_assert(sizeof(struct oracle) <= sizeof(struct sp_oracle_state),
+               "struct sp_oracle_state is too small for struct oracle");
+_Static_assert(_Alignof(struct oracle) <= _Alignof(struct sp_oracle_state),
+               "struct sp_oracle_state is not aligned enough for struct oracle");
+
+static const char *const source_types[] = { "reference", "spot", "mid", "twap", "median", NULL };
+static const char *const leg_types[] = { "reference", "spot", "mid", "twap", NULL };
+static const char *const failure_modes[] = { "freeze", "offset", NULL };
+
+/* ---- validation ------------------------------------------------------------ */
+
+/* Entity kinds an oracle can read. */
+enum { ENT_REFERENCE, ENT_MARKET };
+
+struct entities {
+    char **name;
+    int *kind;
+    size_t n;
+};
+
+static void entities_release(struct entities *e)
+{
+    for (size_t i = 0; i < e->n; i++) free(e->name[i]);
+    free(e->name);
+    free(e->kind);
+}
+
+static int entities_add(struct entities *e, size_t *cap, const char *name, int kind)
+{
+    if (e->n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 16;
+        char **nn = realloc(e->name, nc * sizeof *nn);
+        if (!nn) return SP_ENOMEM;
+        e->name = nn;
+        int *nk = realloc(e->kind, nc * sizeof *nk);
+        if (!nk) return SP_ENOMEM;
+        e->kind = nk;
+        *cap = nc;
+    }
+    char *s = strdup(name);
+    if (!s) return SP_ENOMEM;
+    e->name[e->n] = s;
+    e->kind[e->n++] = kind;
+    return SP_OK;
+}
+
+/* Every reference and market entity the world will have, named as
+ * sp_world_build names them (name:, default name, population members). */
+static int entities_collect(const struct sp_world_cfg *w, struct entities *e)
+{
+    memset(e, 0, sizeof *e);
+    size_t cap = 0;
+    const struct { const struct sp_module_cfg *items; size_t n; int kind; } sec[2] = {
+        { w->references, w->n_references, ENT_REFERENCE },
+        { w->markets, w->n_markets, ENT_MARKET },
+    };
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < sec[s].n; i++) {
+            const struct sp_module_cfg *m = &sec[s].items[i];
+            if (!m->ops || !m->cfg) continue;        /* already reported */
+            char buf[128], member[160];
+            const char *name = m->name;
+            if (!name && m->ops->default_name) name = m->ops->default_name(m->cfg, buf, sizeof buf);
+            if (!name) {
+                snprintf(buf, sizeof buf, "%s_%s", m->ops->kind, m->ops->type);
+                name = buf;
+            }
+            size_t count = m->ops->count ? m->ops->count(m->cfg) : 1;
+            for (size_t k = 0; k < count; k++) {
+                const char *nm = name;
+                if (count > 1) {
+                    snprintf(member, sizeof member, "%s_%zu", name, k);
+                    nm = member;
+                }
+                int rc = entities_add(e, &cap, nm, sec[s].kind);
+                if (rc) return rc;
+            }
+        }
+    return SP_OK;
+}
+
+static int check_entity(const struct sp_oracle_source_cfg *s, const struct sp_check_ctx *ctx)
+{
+    const struct sp_node *at = sp_node_get(ctx->node, "of");
+    struct entities e;
+    int rc = entities_collect(ctx->root, &e);
+    if (rc) { entities_release(&e); return rc; }
+    size_t i = 0;
+    while (i < e.n && strcmp(e.name[i], s->of)) i++;
+    if (i == e.n) {
+        const char *near = sp_suggest(s->of, (const char *const *)e.name, e.n);
+        if (near)
+            sp_diag_error(ctx->diag, at, "unknown source entity '%s' (did you mean '%s'?)",
+                          s->of, near);
+        else
+            sp_diag_error(ctx->diag, at, "unknown source entity '%s': no reference process or "
+                          "market has that name", s->of);
+        rc = SP_ECONFIG;
+    } else if (s->type == SP_SOURCE_REFERENCE && e.kind[i] != ENT_REFERENCE) {
+        sp_diag_error(ctx->diag, at, "'%s' is a market, not a reference process: use type spot, "
+                      "mid or twap to read it", s->of);
+        rc = SP_ECONFIG;
+    } else if ((s->type == SP_SOURCE_SPOT || s->type == SP_SOURCE_MID) &&
+               e.kind[i] != ENT_MARKET) {
+        sp_diag_error(ctx->diag, at, "'%s' is a reference process, not a market: type %s reads "
+                      "a market; use type reference", s->of, source_types[s->type]);
+        rc = SP_ECONFIG;
+    }
+    entities_release(&e);
+    return rc;
+}
+
+static int check_source(const struct sp_oracle_source_cfg *s, const struct sp_check_ctx *ctx)
+{
+    int rc = SP_OK;
+    const struct sp_node *of = sp_node_get(ctx->node, "of");
+    const struct sp_node *win = sp_node_get(ctx->node, "window");
+    const struct sp_node *srcs = sp_node_get(ctx->node, "sources");
+    if (s->type == SP_SOURCE_MEDIAN) {
+        if (!s->n_sources) {
+            sp_diag_error(ctx->diag, srcs ? srcs : ctx->node,
+                          "type median needs `sources`: a list of one or more sources");
+            rc = SP_ECONFIG;
+        }
+        if (of) {
+            sp_diag_error(ctx->diag, of, "`of` does not apply to type median: give each "
+                          "source under `sources`");
+            rc = SP_ECONFIG;
+        }
+    } else {
+        if (srcs) {
+            sp_diag_error(ctx->diag, srcs, "`sources` applies only to type median");
+            rc = SP_ECONFIG;
+        }
+        if (!s->of) {
+            sp_diag_error(ctx->diag, ctx->node, "missing required key 'of' (the entity "
+                          "type %s reads)", source_types[s->type]);
+            rc = SP_ECONFIG;
+        } else {
+            int r = check_entity(s, ctx);
+            if (r) rc = r;
+        }
+    }
+    if (s->type == SP_SOURCE_TWAP && !win) {
+        sp_diag_error(ctx->diag, ctx->node, "type twap needs `window` (e.g. window: 30m)");
+        rc = SP_ECONFIG;
+    } else if (s->type != SP_SOURCE_TWAP && win) {
+        sp_diag_error(ctx->diag, win, "`window` applies only to type twap");
+        rc = SP_ECONFIG;
+    }
+    return rc;
+}
+
+static int source_check(void *bound, const struct sp_check_ctx *ctx)
+{
+    return check_source(bound, ctx);
+}
+
+#define SOURCE_LEG_FIELDS(types_, doc_)                                                     \
+    { "type", SP_T_ENUM, SP_F_REQUIRED, 0, 0, NULL, NULL, doc_,                             \
+      offsetof(struct sp_oracle_source_cfg, type), types_, 0 },                             \
+    { "of", SP_T_NAME, 0, 0, 0, NULL, NULL,                                                 \
+      "The entity read: a reference process (type reference; default name "                 \
+      "reference_<asset>) or a market (spot, mid, twap). Twap also reads a reference.",     \
+      offsetof(struct sp_oracle_source_cfg, of), NULL, 0 },                                 \
+    { "window", SP_T_DURATION, SP_F_MIN_EXCL, 0, 0, NULL, "time",                           \
+      "TWAP window (type twap only; required there). Exact when a multiple of `poll`.",     \
+      offsetof(struct sp_oracle_source_cfg, window), NULL, 0 }
+
+static const struct sp_field leg_fields[] = {
+    SOURCE_LEG_FIELDS(leg_types, "What to read of `of`: reference, spot, mid or twap."),
+};
+
+static const struct sp_schema leg_schema = {
+    "oracle source of a median",
+    "One input of a median source: a source as above, except median.",
+    leg_fields, sizeof leg_fields / sizeof leg_fields[0], sizeof(struct sp_oracle_source_cfg),
+    source_check
+};
+
+static const struct sp_field source_fields[] = {
+    SOURCE_LEG_FIELDS(source_types,
+                      "reference: a reference process's price; spot: an AMM's price; mid: an "
+                      "order book's mid; twap: time-weighted mean of a market's price (or of "
+                      "the polled price of any source) over `window`; median: median of "
+                      "`sources`."),
+    { "sources", SP_T_LIST, 0, 0, 0, NULL, NULL,
+      "The inputs of a median (type median only).",
+      offsetof(struct sp_oracle_source_cfg, sources), &leg_schema,
+      offsetof(struct sp_oracle_source_cfg, n_sources) },
+};
+
+const struct sp_schema sp_oracle_source_schema = {
+    "oracle source",
+    "What an oracle reads. Spot and mid read the market's price (ops->price); twap keeps "
+    "(time, price cumulative) observations at every poll.",
+    source_fields, sizeof source_fields / sizeof source_fields[0],
+    sizeof(struct sp_oracle_source_cfg), source_check
+};
+
+static int failure_check(void *bound, const struct sp_check_ctx *ctx)
+{
+    const struct sp_oracle_failure_cfg *f = bound;
+    int rc = SP_OK;
+    if (!(f->from < f->to)) {
+        char a[64], b[64];
+        sp_diag_error(ctx->diag, sp_node_get(ctx->node, "to"),
+                      "the failure must end after it starts: to (%s) <= from (%s)",
+                      sp_format_duration(f->to, a, sizeof a),
+                      sp_format_duration(f->from, b, sizeof b));
+        rc = SP_ECONFIG;
+    }
+    const struct sp_node *off = sp_node_get(ctx->node, "offset");
+    if (f->mode == SP_ORACLE_FREEZE && off && !(off->flags & SP_NODE_DEFAULT)) {
+        sp_diag_error(ctx->diag, off, "`offset` applies only to mode offset");
+        rc = SP_ECONFIG;
+    }
+    return rc;
+}
+
+static const struct sp_field failure_fields[] = {
+    { "from", SP_T_DURATION, SP_F_REQUIRED, 0, 0, NULL, "time",
+      "Start of the failure.", offsetof(struct sp_oracle_failure_cfg, from), NULL, 0 },
+    { "to", SP_T_DURATION, SP_F_REQUIRED, 0, 0, NULL, "time",
+      "End of the failure (after `from`); the interval is [from, to).",
+      offsetof(struct sp_oracle_failure_cfg, to), NULL, 0 },
+    { "mode", SP_T_ENUM, 0, 0, 0, "freeze", NULL,
+      "freeze: no publications, consumers keep the last delivered price; offset: every "
+      "price read is multiplied by 1 + offset.",
+      offsetof(struct sp_oracle_failure_cfg, mode), failure_modes, 0 },
+    { "offset", SP_T_FRACTION, SP_F_MIN_EXCL, -1, 0, "0%", "fraction",
+      "Relative error of the reads in mode offset (e.g. -5%).",
+      offsetof(struct sp_oracle_failure_cfg, offset), NULL, 0 },
+};
+
+const struct sp_schema sp_oracle_failure_schema = {
+    "oracle failure",
+    "An interval during which the oracle is frozen or reads an offset price. Overlapping "
+    "offsets multiply; any active freeze wins.",
+    failure_fields, sizeof failure_fields / sizeof failure_fields[0],
+    sizeof(struct sp_oracle_failure_cfg), failure_check
+};
+
+/* ---- sources --------------------------------------------------------------- */
+
+static double entity_price(struct sp_sim *sim, sp_id id)
+{
+    const struct sp_module_ops *ops = sp_sim_entity_ops(sim, id);
+    const void *st = sp_sim_entity_state(sim, id);
+    if (ops && ops->price) return ops->price(st);
+    const struct sp_market_ops *m = sp_market_ops_of(sim, id);
+    if (m && m->price) return m->price(st);
+    return sp_reference_price(sim, id);      /* NAN if not a reference */
+}
+
+static void ring_push(struct leg *l, sp_time t, double c)
+{
+    if (l->n && l->obs_t[l->head] == t) {
+        l->obs_c[l->head] = c;
+        return;
+    }
+    l->head = l->n ? (l->head + 1) % l->cap : 0;
+    l->obs_t[l->head] = t;
+    l->obs_c[l->head] = c;
+    if (l->n < l->cap) l->n++;
+}
+
+/* TWAP at t given C(t) = c and the current price p. */
+static double twap(const struct leg *l, sp_time t, double c, double p)
+{
+    size_t oldest = (l->head + l->cap - (l->n - 1)) % l->cap;
+    sp_time a = t - l->window;
+    double ca;
+    if (l->obs_t[oldest] >= t) return p;                /* no history yet */
+    if (a <= l->obs_t[oldest]) {                         /* less than a window: since then */
+        a = l->obs_t[oldest];
+        ca = l->obs_c[oldest];
+    } else {
+        size_t i = oldest, j = oldest;
+        for (size_t k = 0; k + 1 < l->n; k++) {
+            i = (oldest + k) % l->cap;
+            j = (i + 1) % l->cap;
+            if (l->obs_t[j] >= a) break;
+        }
+        if (l->obs_t[j] == a) ca = l->obs_c[j];
+        else
+            ca = l->obs_c[i] + (l->obs_c[j] - l->obs_c[i]) *
+                                   ((double)(a - l->obs_t[i]) / (double)(l->obs_t[j] - l->obs_t[i]));
+    }
+    return (c - ca) / sp_time_sec(t - a);
+}
+
+static double leg_read(struct oracle *o, struct leg *l, sp_time t)
+{
+    double p = entity_price(o->sim, l->entity);
+    if (l->type != SP_SOURCE_TWAP) return p;
+    double c;
+    if (l->market) {
+        c = l->market->cumulative(sp_sim_entity_state(o->sim, l->entity), t);
+    } else {
+        c = l->n ? l->cum + l->last_p * sp_time_sec(t - l->last_t) : 0.0;
+        l->cum = c;
+        if (isfinite(p) || !l->n) l->last_p = p;     /* a bad read holds the last good one */
+        l->last_t = t;
+    }
+    ring_push(l, t, c);
+    return twap(l, t, c, p);
+}
+
+static double read_source(struct oracle *o, sp_time t)
+{
+    for (size_t i = 0; i < o->n_legs; i++) o->vals[i] = leg_read(o, &o->legs[i], t);
+    if (!o->median) return o->vals[0];
+    double *v = o->vals;
+    size_t n = o->n_legs;
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] > 0) || !isfinite(v[i])) return NAN;
+    for (size_t i = 1; i < n; i++)                       /* a few values: insertion sort */
+        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Whether a freeze is active at t; *factor = product of active offsets. */
+static bool failures_at(const struct sp_oracle_cfg *c, sp_time t, double *factor)
+{
+    bool frozen = false;
+    *factor = 1.0;
+    for (size_t i = 0; i < c->n_failures; i++) {
+        const struct sp_oracle_failure_cfg *f = &c->failures[i];
+        if (t < f->from || t >= f->to) continue;
+        if (f->mode == SP_ORACLE_FREEZE) frozen = true;
+        else *factor *= 1.0 + f->offset;
+    }
+    return frozen;
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+static void legs_free(struct oracle *o)
+{
+    for (size_t i = 0; o->legs && i < o->n_legs; i++) {
+        free(o->legs[i].obs_t);
+        free(o->legs[i].obs_c);
+    }
+    free(o->legs);
+    free(o->vals);
+    o->legs = NULL;
+    o->vals = NULL;
+    o->n_legs = 0;
+}
+
+static int leg_setup(struct oracle *o, struct leg *l, const struct sp_oracle_source_cfg *s)
+{
+    const char *name = sp_sim_entity_name(o->sim, o->id);
+    l->type = s->type;
+    l->window = s->window;
+    l->entity = s->of ? sp_sim_find(o->sim, s->of) : SP_ID_NONE;
+    if (l->entity == SP_ID_NONE) {
+        sp_sim_fail(o->sim, SP_ENOTFOUND, "oracle %s: no source entity '%s'", name,
+                    s->of ? s->of : "(none)");
+        return SP_ENOTFOUND;
+    }
+    const struct sp_market_ops *m = sp_market_ops_of(o->sim, l->entity);
+    bool is_ref = sp_is_reference(o->sim, l->entity);
+    if ((s->type == SP_SOURCE_REFERENCE && !is_ref) ||
+        ((s->type == SP_SOURCE_SPOT || s->type == SP_SOURCE_MID) && !m)) {
+        sp_sim_fail(o->sim, SP_EINVAL, "oracle %s: '%s' cannot be read as %s", name, s->of,
+                    source_types[s->type]);
+        return SP_EINVAL;
+    }
+    if (s->type == SP_SOURCE_TWAP) {
+        if (s->window <= 0) {
+            sp_sim_fail(o->sim, SP_EINVAL, "oracle %s: twap window must be > 0", name);
+            return SP_EINVAL;
+        }
+        l->market = (m && m->cumulative) ? m : NULL;
+        l->cap = (size_t)(s->window / o->cfg->poll) + 3;
+        l->obs_t = calloc(l->cap, sizeof *l->obs_t);
+        l->obs_c = calloc(l->cap, sizeof *l->obs_c);
+        if (!l->obs_t || !l->obs_c) return SP_ENOMEM;
+    }
+    return SP_OK;
+}
+
+int sp_oracle_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg,
+                   const struct sp_oracle_rule *rule)
+{
+    struct oracle *o = self;
+    const struct sp_oracle_cfg *c = cfg;
+    o->cfg = c;
+    o->rule = rule;
+    o->sim = sim;
+    o->id = id;
+    o->have = false;
+    o->delivered = NAN;
+    o->pub_t = o->read_t = -1;
+    memset(o->rule_state, 0, sizeof o->rule_state);
+    if (c->poll <= 0) {
+        sp_sim_fail(sim, SP_EINVAL, "oracle %s: poll must be > 0", sp_sim_entity_name(sim, id));
+        return SP_EINVAL;
+    }
+    o->median = c->source.type == SP_SOURCE_MEDIAN;
+    size_t n = o->median ? c->source.n_sources : 1;
+    if (!n) {
+        sp_sim_fail(sim, SP_EINVAL, "oracle %s: median of no sources", sp_sim_entity_name(sim, id));
+        return SP_EINVAL;
+    }
+    o->legs = calloc(n, sizeof *o->legs);
+    o->vals = calloc(n, sizeof *o->vals);
+    if (!o->legs || !o->vals) { legs_free(o); return SP_ENOMEM; }
+    o->n_legs = n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = leg_setup(o, &o->legs[i], o->median ? &c->source.sources[i] : &c->source);
+        if (rc) { legs_free(o); return rc; }
+    }
+    return SP_OK;
+}
+
+static const struct sp_rec_col oracle_cols[] = {
+    { "t", SP_REC_F64, "s", "publication time", NULL },
+    { "t_us", SP_REC_I64, "us", "publication time, exact", NULL },
+    { "price", SP_REC_F64, "numeraire", "published price", NULL },
+    { "source_price", SP_REC_F64, "numeraire",
+      "source price read at the publication (before any failure offset)", NULL },
+    { "delivered_t", SP_REC_F64, "s", "delivery time to consumers (t + latency)", NULL },
+};
+
+static size_t describe(char *buf, size_t size, const struct sp_oracle_source_cfg *s)
+{
+    int k;
+    if (s->type == SP_SOURCE_TWAP) {
+        char w[64];
+        k = snprintf(buf, size, "twap(%s, %s)", s->of, sp_format_duration(s->window, w, sizeof w));
+    } else if (s->type != SP_SOURCE_MEDIAN) {
+        k = snprintf(buf, size, "%s(%s)", source_types[s->type], s->of);
+    } else {
+        size_t used = (size_t)snprintf(buf, size, "median(");
+        for (size_t i = 0; i < s->n_sources && used < size; i++) {
+            if (i && used + 2 < size) used += (size_t)snprintf(buf + used, size - used, ", ");
+            if (used < size) used += describe(buf + used, size - used, &s->sources[i]);
+        }
+        if (used < size) used += (size_t)snprintf(buf + used, size - used, ")");
+        return used;
+    }
+    return k < 0 ? 0 : (size_t)k;
+}
+
+int sp_oracle_start(void *self, struct sp_sim *sim)
+{
+    struct oracle *o = self;
+    struct sp_rec *rec = sp_sim_recorder(sim);
+    if (rec) {
+        char group[300], src[512];
+        snprintf(group, sizeof group, "/oracles/%s", sp_sim_entity_name(sim, o->id));
+        int rc = sp_rec_table_create(rec, group, oracle_cols,
+                                     sizeof oracle_cols / sizeof oracle_cols[0], &o->tab);
+        if (rc) {
+            sp_sim_fail(sim, rc, "cannot create %s: %s", group, sp_strerror(rc));
+            return rc;
+        }
+        describe(src, sizeof src, &o->cfg->source);
+        sp_rec_attr_str(rec, group, "type", o->rule->type);
+        sp_rec_attr_str(rec, group, "source", src);
+        sp_rec_attr_f64(rec, group, "poll", sp_time_sec(o->cfg->poll));
+        sp_rec_attr_f64(rec, group, "latency", sp_time_sec(o->cfg->latency));
+    }
+    if (!sp_sim_schedule(sim, 0, SP_PRIO_ORACLE, o->id, EV_POLL)) return SP_ENOMEM;
+    return SP_OK;
+}
+
+static void deliver(struct oracle *o, double price, sp_time pub_t, sp_time read_t)
+{
+    o->have = true;
+    o->delivered = price;
+    o->pub_t = pub_t;
+    o->read_t = read_t;
+    sp_time now = sp_sim_now(o->sim);
+    for (size_t i = 0; i < o->n_subs; i++) {
+        struct sp_event *ev = sp_sim_schedule(o->sim, now, SP_PRIO_ORACLE, o->subs[i].who,
+                                              o->subs[i].kind);
+        if (!ev) {
+            sp_sim_fail(o->sim, SP_ENOMEM, "oracle %s: cannot notify subscribers",
+                        sp_sim_entity_name(o->sim, o->id));
+            return;
+        }
+        ev->data.f[0] = price;
+        ev->data.u[1] = o->id;
+        ev->data.i[2] = pub_t;
+    }
+}
+
+static void publish(struct oracle *o, sp_time t, double price, double source, sp_time read_t)
+{
+    sp_time at = t + o->cfg->latency;
+    o->n_updates++;
+    if (o->tab) {
+        union sp_rec_val row[5];
+        row[0].f = sp_time_sec(t);
+        row[1].i = t;
+        row[2].f = price;
+        row[3].f = source;
+        row[4].f = sp_time_sec(at);
+        sp_rec_append(o->tab, row);
+    }
+    if (at == t) {
+        deliver(o, price, t, read_t);
+        return;
+    }
+    struct sp_event *ev = sp_sim_schedule(o->sim, at, SP_PRIO_ORACLE, o->id, EV_DELIVER);
+    if (!ev) {
+        sp_sim_fail(o->sim, SP_ENOMEM, "oracle %s: cannot schedule a delivery",
+                    sp_sim_entity_name(o->sim, o->id));
+        return;
+    }
+    ev->data.f[0] = price;
+    ev->data.i[1] = t;
+    ev->data.i[2] = read_t;
+}
+
+static void poll_source(struct oracle *o, sp_time t)
+{
+    double s = read_source(o, t);
+    if (!(s > 0) || !isfinite(s)) return;
+    if (o->have) {
+        double dev = fabs(o->delivered - s) / s;
+        if (dev > o->max_dev) o->max_dev = dev;
+        if (t - o->read_t > o->max_age) o->max_age = t - o->read_t;
+    }
+    double factor;
+    if (failures_at(o->cfg, t, &factor)) return;
+    double p = s * factor, price = p;
+    sp_time read_t = t;
+    if (o->rule->poll(o->rule_state, o->cfg, t, p, &price, &read_t))
+        publish(o, t, price, s, read_t);
+}
+
+void sp_oracle_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
+{
+    struct oracle *o = self;
+    if (ev->kind == EV_POLL) {
+        poll_source(o, ev->t);
+        sp_time next = ev->t + o->cfg->poll;
+        if (next <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, next);
+    } else if (ev->kind == EV_DELIVER) {
+        deliver(o, ev->data.f[0], ev->data.i[1], ev->data.i[2]);
+    }
+}
+
+void sp_oracle_finish(void *self, struct sp_sim *sim)
+{
+    struct oracle *o = self;
+    char key[300];
+    const char *name = sp_sim_entity_name(sim, o->id);
+    snprintf(key, sizeof key, "n_updates_%s", name);
+    sp_sim_summary(sim, key, (double)o->n_updates);
+    snprintf(key, sizeof key, "max_deviation_%s", name);
+    sp_sim_summary(sim, key, o->max_dev);
+    snprintf(key, sizeof key, "max_age_%s", name);
+    sp_sim_summary(sim, key, sp_time_sec(o->max_age));
+}
+
+double sp_oracle_current(const void *self)
+{
+    const struct oracle *o = self;
+    return o->delivered;
+}
+
+void sp_oracle_release(void *self)
+{
+    struct oracle *o = self;
+    legs_free(o);
+    free(o->subs);
+    o->subs = NULL;
+    o->n_subs = o->cap_subs = 0;
+}
+
+/* ---- consumers -------------------------------------------------------------- */
+
+int sp_is_oracle(struct sp_sim *sim, sp_id id)
+{
+    const struct sp_module_ops *ops = sp_sim_entity_ops(sim, id);
+    return ops && ops->on_event == sp_oracle_on_event;
+}
+
+double sp_oracle_price(struct sp_sim *sim, sp_id id)
+{
+    if (!sp_is_oracle(sim, id)) return NAN;
+    const struct oracle *o = sp_sim_entity_state(sim, id);
+    return o->delivered;
+}
+
+sp_time sp_oracle_updated_at(struct sp_sim *sim, sp_id id)
+{
+    if (!sp_is_oracle(sim, id)) return -1;
+    const struct oracle *o = sp_sim_entity_state(sim, id);
+    return o->have ? o->pub_t : -1;
+}
+
+int sp_oracle_subscribe(struct sp_sim *sim, sp_id oracle, sp_id subscriber, uint16_t kind)
+{
+    if (!sp_is_oracle(sim, oracle) || subscriber >= sp_sim_entity_count(sim)) return SP_EINVAL;
+    struct oracle *o = sp_sim_entity_state(sim, oracle);
+    if (o->n_subs == o->cap_subs) {
+        size_t cap = o->cap_subs ? 2 * o->cap_subs : 4;
+        struct sub *p = realloc(o->subs, cap * sizeof *p);
+        if (!p) return SP_ENOMEM;
+        o->subs = p;
+        o->cap_subs = cap;
+    }
+    o->subs[o->n_subs++] = (struct sub){ subscriber, kind };
+    return SP_OK;
+}
