@@ -17,24 +17,24 @@ extern const struct sp_module_ops sp_reference_replay_ops;
 #define SP_DEV_WEAK __attribute__((weak))
 extern const struct sp_market_ops sp_market_cpmm_ops;
 extern const struct sp_market_ops sp_market_stableswap_ops;
-extern const struct sp_module_ops sp_market_lob_ops SP_DEV_WEAK;
+extern const struct sp_market_ops sp_market_lob_ops;
 extern const struct sp_module_ops sp_oracle_chainlink_ops;
 extern const struct sp_module_ops sp_oracle_osm_ops;
 extern const struct sp_module_ops sp_oracle_heartbeat_ops;
 extern const struct sp_module_ops sp_agent_arbitrageur_ops SP_DEV_WEAK;
 extern const struct sp_module_ops sp_agent_scripted_ops SP_DEV_WEAK;
 extern const struct sp_module_ops sp_agent_liquidity_provider_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_noise_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_market_maker_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_value_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_momentum_ops SP_DEV_WEAK;
+extern const struct sp_module_ops sp_agent_noise_ops;
+extern const struct sp_module_ops sp_agent_market_maker_ops;
+extern const struct sp_module_ops sp_agent_value_ops;
+extern const struct sp_module_ops sp_agent_momentum_ops;
 
 static const struct sp_module_ops *const builtin_all[] = {
     &sp_reference_gbm_ops,
     &sp_reference_replay_ops,
     &sp_market_cpmm_ops.base,
     &sp_market_stableswap_ops.base,
-    &sp_market_lob_ops,
+    &sp_market_lob_ops.base,
     &sp_oracle_chainlink_ops,
     &sp_oracle_osm_ops,
     &sp_oracle_heartbeat_ops,
