@@ -13,23 +13,21 @@
 
 extern const struct sp_module_ops sp_reference_gbm_ops;
 extern const struct sp_module_ops sp_reference_replay_ops;
-/* In development (weak until each lands; absent ones are skipped). */
-#define SP_DEV_WEAK __attribute__((weak))
 extern const struct sp_market_ops sp_market_cpmm_ops;
 extern const struct sp_market_ops sp_market_stableswap_ops;
 extern const struct sp_market_ops sp_market_lob_ops;
 extern const struct sp_module_ops sp_oracle_chainlink_ops;
 extern const struct sp_module_ops sp_oracle_osm_ops;
 extern const struct sp_module_ops sp_oracle_heartbeat_ops;
-extern const struct sp_module_ops sp_agent_arbitrageur_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_scripted_ops SP_DEV_WEAK;
-extern const struct sp_module_ops sp_agent_liquidity_provider_ops SP_DEV_WEAK;
+extern const struct sp_module_ops sp_agent_arbitrageur_ops;
+extern const struct sp_module_ops sp_agent_scripted_ops;
+extern const struct sp_module_ops sp_agent_liquidity_provider_ops;
 extern const struct sp_module_ops sp_agent_noise_ops;
 extern const struct sp_module_ops sp_agent_market_maker_ops;
 extern const struct sp_module_ops sp_agent_value_ops;
 extern const struct sp_module_ops sp_agent_momentum_ops;
 
-static const struct sp_module_ops *const builtin_all[] = {
+static const struct sp_module_ops *const builtin_ops[] = {
     &sp_reference_gbm_ops,
     &sp_reference_replay_ops,
     &sp_market_cpmm_ops.base,
@@ -53,23 +51,11 @@ struct sp_registry {
     const struct sp_module_ops **owned;   /* NULL for the built-in one */
 };
 
-/* The built-in table without the weak entries that are not linked in. */
-static const struct sp_module_ops *builtin_ops[sizeof builtin_all / sizeof builtin_all[0]];
-static struct sp_registry builtin;
+static const struct sp_registry builtin = {
+    builtin_ops, sizeof builtin_ops / sizeof builtin_ops[0], 0, NULL
+};
 
-const struct sp_registry *sp_registry_builtin(void)
-{
-    /* Filled once; the result never changes, so concurrent first calls
-     * write the same values (not mutable state in the STYLE sense). */
-    if (!builtin.n) {
-        size_t n = 0;
-        for (size_t i = 0; i < sizeof builtin_all / sizeof builtin_all[0]; i++)
-            if (builtin_all[i]) builtin_ops[n++] = builtin_all[i];
-        builtin.ops = builtin_ops;
-        builtin.n = n;
-    }
-    return &builtin;
-}
+const struct sp_registry *sp_registry_builtin(void) { return &builtin; }
 
 int sp_registry_create(struct sp_registry **out, const struct sp_registry *base)
 {

@@ -170,8 +170,7 @@ static void expect_rows(const struct rows *r, size_t n, const double *t, const d
 
 /* ---- registry ------------------------------------------------------------- */
 
-/* Referencing the ops also links their objects from the static library into
- * this test (the registry's references to them are weak). */
+/* The built-in registry lists exactly these ops tables. */
 extern const struct sp_module_ops sp_oracle_chainlink_ops, sp_oracle_osm_ops,
     sp_oracle_heartbeat_ops;
 
