@@ -9,6 +9,7 @@
  *     - {at: 3h,  do: remove_liquidity, venue: pool, shares: 50%}
  *     - {at: 4h,  do: limit, venue: book, side: buy, price: 1990, qty: 5}
  *     - {at: 5h,  do: cancel, order: 3}      # index of an earlier `limit` action
+ *     - {at: 6h,  do: shock, reference: reference_ETH, drop: 30%, over: 1h}
  *
  * Each `do` takes its own keys and no others (validated at bind time, with
  * the file:line:col of the offending key):
@@ -22,13 +23,13 @@
  *   cancel            order: index (0-based) of an earlier `limit` action;
  *                     if that order already filled there is nothing to cancel
  *                     (counted in /summary cancel_missed_<name>, not an error)
+ *   shock             reference, drop, over (default 0): moves a reference
+ *                     price from now on exactly as a scheduled shock would
+ *                     (sp_reference_shock) — for reproducing an event whose
+ *                     timing belongs with the other scripted actions
  * Actions at the same instant run in list order, at agent priority (after
  * the price processes, oracles and venues at that instant).  An action `at`
  * or after the horizon is an error (it would never run).
- *
- * Shocks to reference prices are *not* actions: references carry their own
- * scheduled `shocks` (references[].shocks), which is where a price shock
- * belongs; this agent only does what an on-chain account could do.
  *
  * Money: `holdings` are minted to it at init.  A swap or limit order it
  * cannot pay for, an add_liquidity beyond its balances, or a removal with no
@@ -52,12 +53,13 @@
 #include "spiral/world.h"
 #include "amm.h"
 #include "book.h"
+#include "reference.h"
 
 enum { EV_ACTION = 1 };
-enum { DO_SWAP, DO_ADD, DO_REMOVE, DO_LIMIT, DO_CANCEL, DO_COUNT };
+enum { DO_SWAP, DO_ADD, DO_REMOVE, DO_LIMIT, DO_CANCEL, DO_SHOCK, DO_COUNT };
 
 static const char *const do_names[] = { "swap", "add_liquidity", "remove_liquidity", "limit",
-                                        "cancel", NULL };
+                                        "cancel", "shock", NULL };
 static const char *const side_names[] = { "buy", "sell", NULL };
 
 /* ---- config ---------------------------------------------------------------- */
@@ -77,6 +79,9 @@ struct action_cfg {
     double shares;
     double price, qty;
     int64_t order;
+    const char *reference;      /* shock */
+    double drop;
+    sp_time over;
 };
 
 struct scripted_cfg {
@@ -103,6 +108,7 @@ static const struct do_keys do_keys[DO_COUNT] = {
     [DO_REMOVE] = { { "venue", "shares", NULL, NULL, NULL }, 1, amm_types },
     [DO_LIMIT]  = { { "venue", "side", "price", "qty", NULL }, 4, book_types },
     [DO_CANCEL] = { { "order", NULL, NULL, NULL, NULL }, 1, NULL },
+    [DO_SHOCK]  = { { "reference", "drop", "over", NULL, NULL }, 2, NULL },
 };
 
 /* Scenario lookups shared by the agent types (each agent file keeps its own
@@ -251,6 +257,9 @@ static int action_check(void *bound, const struct sp_check_ctx *ctx)
     if (sp_node_get(ctx->node, "venue") &&
         check_entity(ctx, "venue", w->markets, w->n_markets, "venue", dk->venue_types))
         rc = SP_ECONFIG;
+    if (sp_node_get(ctx->node, "reference") &&
+        check_entity(ctx, "reference", w->references, w->n_references, "reference", NULL))
+        rc = SP_ECONFIG;
     struct { const char *key; double v; } pos[] = {
         { "amount", a->amount }, { "base", a->base }, { "quote", a->quote },
         { "price", a->price }, { "qty", a->qty },
@@ -276,7 +285,7 @@ static const struct sp_field action_fields[] = {
     { "do", SP_T_ENUM, SP_F_REQUIRED, 0, 0, NULL, NULL,
       "What to do, with its own keys only: swap (venue, side, amount, min_out), "
       "add_liquidity (venue, base, quote), remove_liquidity (venue, shares), "
-      "limit (venue, side, price, qty), cancel (order).",
+      "limit (venue, side, price, qty), cancel (order), shock (reference, drop, over).",
       offsetof(struct action_cfg, what), do_names, 0 },
     { "venue", SP_T_NAME, 0, 0, 0, NULL, NULL,
       "The market (swap: any; add/remove_liquidity: an AMM; limit: an order book).",
@@ -306,6 +315,15 @@ static const struct sp_field action_fields[] = {
     { "order", SP_T_INT, SP_F_MIN, 0, 0, NULL, NULL,
       "cancel: index (0-based) in `actions` of an earlier `limit` action.",
       offsetof(struct action_cfg, order), NULL, 0 },
+    { "reference", SP_T_NAME, 0, 0, 0, NULL, NULL,
+      "shock: the reference process to move (e.g. reference_ETH).",
+      offsetof(struct action_cfg, reference), NULL, 0 },
+    { "drop", SP_T_FRACTION, SP_F_MAX_EXCL, 0, 1, NULL, "fraction",
+      "shock: fall of the reference price by the end of the ramp (negative: a rise).",
+      offsetof(struct action_cfg, drop), NULL, 0 },
+    { "over", SP_T_DURATION, 0, 0, 0, NULL, "time",
+      "shock: length of the linear ramp (default 0: at once).",
+      offsetof(struct action_cfg, over), NULL, 0 },
 };
 
 static const struct sp_schema action_schema = {
@@ -383,6 +401,16 @@ static int scripted_init(void *self, struct sp_sim *sim, sp_id id, const void *c
         const struct action_cfg *a = &c->actions[i];
         s->venue[i] = SP_ID_NONE;
         if (a->what == DO_CANCEL) continue;
+        if (a->what == DO_SHOCK) {              /* the "venue" of a shock is its reference */
+            sp_id ref = sp_sim_find(sim, a->reference);
+            if (ref == SP_ID_NONE || !sp_is_reference(sim, ref)) {
+                sp_sim_fail(sim, SP_EINVAL, "%s: action %zu (shock): '%s' is not a reference",
+                            sp_sim_entity_name(sim, id), i, a->reference);
+                return SP_EINVAL;
+            }
+            s->venue[i] = ref;
+            continue;
+        }
         sp_id v = sp_sim_find(sim, a->venue);
         bool ok = v != SP_ID_NONE && sp_market_ops_of(sim, v);
         if (ok && (a->what == DO_ADD || a->what == DO_REMOVE)) ok = sp_amm_is(sim, v);
@@ -482,6 +510,9 @@ static void act(struct scripted *s, struct sp_sim *sim, size_t i)
         if (rc == SP_ENOTFOUND) { s->n_cancel_missed++; rc = SP_OK; }
         break;
     }
+    case DO_SHOCK:
+        rc = sp_reference_shock(sim, v, a->drop, a->over);
+        break;
     default:
         rc = SP_EINVAL;
     }

@@ -36,7 +36,7 @@
 #include "reference.h"
 
 enum { REF_GBM, REF_REPLAY };
-enum { EV_UPDATE = 1, EV_SAMPLE = 2 };
+enum { EV_UPDATE = 1, EV_SAMPLE = 2, EV_SHOCK_END = 3 };
 
 struct shock_cfg {
     sp_time at;
@@ -65,6 +65,8 @@ struct reference_cfg {
 
 struct reference {
     const struct reference_cfg *cfg;
+    struct shock_cfg *extra;  /* shocks added while running (sp_reference_shock) */
+    size_t n_extra, cap_extra;
     struct sp_sim *sim;
     sp_id id;
     int kind;
@@ -212,17 +214,23 @@ static const char *ref_default_name(const void *cfg, char *buf, size_t size)
     return buf;
 }
 
-static double shock_factor(const struct reference_cfg *c, sp_time t)
+static double shocks_factor(const struct shock_cfg *shocks, size_t n, sp_time t)
 {
     double f = 1.0;
-    for (size_t i = 0; i < c->n_shocks; i++) {
-        const struct shock_cfg *s = &c->shocks[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct shock_cfg *s = &shocks[i];
         if (t < s->at) continue;            /* an instant shock applies at `at` */
         double frac = (s->over <= 0 || t >= s->at + s->over)
                           ? 1.0 : (double)(t - s->at) / (double)s->over;
         f *= 1.0 - s->drop * frac;
     }
     return f;
+}
+
+static double shock_factor(const struct reference *r, sp_time t)
+{
+    return shocks_factor(r->cfg->shocks, r->cfg->n_shocks, t)
+         * shocks_factor(r->extra, r->n_extra, t);
 }
 
 static double file_time(const struct reference *r, sp_time t)
@@ -297,7 +305,7 @@ static void update(struct reference *r, sp_time t)
     } else {
         r->x = replay_value(r, t);
     }
-    r->factor = shock_factor(r->cfg, t);
+    r->factor = shock_factor(r, t);
     r->price = r->x * r->factor;
     if (r->price > r->peak) r->peak = r->price;
     double dd = 1.0 - r->price / r->peak;
@@ -332,7 +340,7 @@ static int ref_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg)
                      - (c->compensate_jumps ? c->jump_rate * kappa : 0.0);
         r->x = c->initial;
     }
-    r->factor = shock_factor(c, 0);
+    r->factor = shock_factor(r, 0);
     r->price = r->x * r->factor;
     r->peak = r->min_price = r->price;
     r->sample_every = c->sample_every ? c->sample_every : sp_sim_sample_every(sim);
@@ -369,6 +377,10 @@ static void ref_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
 {
     struct reference *r = self;
     sp_time t = ev->t;
+    if (ev->kind == EV_SHOCK_END) {         /* the exact end of a run-time ramp */
+        update(r, t);
+        return;
+    }
     if (ev->kind == EV_UPDATE) {
         update(r, t);
         sp_time next = next_update(r, t);
@@ -396,6 +408,7 @@ static void ref_finish(void *self, struct sp_sim *sim)
 static void ref_release(void *self)
 {
     struct reference *r = self;
+    free(r->extra);
     sp_series_release(&r->series);
 }
 
@@ -435,4 +448,25 @@ const char *sp_reference_asset(struct sp_sim *sim, sp_id id)
     if (!sp_is_reference(sim, id)) return NULL;
     const struct reference *r = sp_sim_entity_state(sim, id);
     return r->cfg->asset;
+}
+
+int sp_reference_shock(struct sp_sim *sim, sp_id id, double drop, sp_time over)
+{
+    if (!sp_is_reference(sim, id) || !(drop < 1) || !isfinite(drop) || over < 0)
+        return SP_EINVAL;
+    struct reference *r = sp_sim_entity_state(sim, id);
+    if (r->n_extra == r->cap_extra) {
+        size_t cap = r->cap_extra ? 2 * r->cap_extra : 4;
+        struct shock_cfg *e = realloc(r->extra, cap * sizeof *e);
+        if (!e) return SP_ENOMEM;
+        r->extra = e;
+        r->cap_extra = cap;
+    }
+    sp_time now = sp_sim_now(sim);
+    r->extra[r->n_extra++] = (struct shock_cfg){ now, drop, over };
+    update(r, now);                          /* an instant shock shows at once */
+    if (over > 0 && now + over <= sp_sim_horizon(sim) &&
+        !sp_sim_schedule(sim, now + over, SP_PRIO_PRICE, r->id, EV_SHOCK_END))
+        return SP_ENOMEM;
+    return SP_OK;
 }

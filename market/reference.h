@@ -14,6 +14,10 @@ struct sp_sim;
 double sp_reference_price(struct sp_sim *sim, sp_id id);
 /* The asset it prices. */
 const char *sp_reference_asset(struct sp_sim *sim, sp_id id);
+/* A shock from now on, as a scheduled one (`drop` over `over`), for scripted
+ * agents: the price moves at once for an instant shock; a ramp is sampled
+ * at the process's steps and lands exactly at now + over. */
+int sp_reference_shock(struct sp_sim *sim, sp_id id, double drop, sp_time over);
 /* Whether `id` is a reference process. */
 int sp_is_reference(struct sp_sim *sim, sp_id id);
 

@@ -428,6 +428,36 @@ static void test_scripted_trades_at_exact_times_and_amounts(void **state)
     assert_near(tu_attr_f64(out, "/summary", "cancel_missed_whale"), 0.0, 0);
 }
 
+static void test_scripted_shock_moves_the_reference_like_a_scheduled_one(void **state)
+{
+    (void)state;
+    /* A ramp of 20 % over 90 s from 1h (ending off the 1-minute grid), then
+     * an instant 50 % drop at 3h; volatility 0, so the path is exact. */
+    static const char yaml[] =
+        "horizon: 4h\n"
+        "tokens: [{name: ETH, kind: base}, {name: USDC, kind: stable}]\n"
+        "references: [{type: gbm, asset: ETH, initial: 1000, step: 1m}]\n"
+        "agents:\n"
+        "  - type: scripted\n"
+        "    name: news\n"
+        "    actions:\n"
+        "      - {at: 1h, do: shock, reference: reference_ETH, drop: 20%, over: 90s}\n"
+        "      - {at: 3h, do: shock, reference: reference_ETH, drop: 50%}\n";
+    struct world w;
+    world_open(&w, "scripted_shock", yaml);
+    step_to(&w, SP_HOUR - 1);
+    assert_near(ref_price(&w), 1000.0, 0);
+    step_to(&w, SP_HOUR + SP_MIN);                    /* a grid step inside the ramp */
+    assert_near(ref_price(&w), 1000.0 * (1 - 0.2 * 60.0 / 90.0), 1e-9);
+    step_to(&w, SP_HOUR + 90 * SP_SEC);               /* the exact end of the ramp */
+    assert_near(ref_price(&w), 800.0, 1e-9);
+    step_to(&w, 3 * SP_HOUR);                         /* instant: at its time */
+    assert_near(ref_price(&w), 400.0, 1e-9);
+    step_to(&w, 4 * SP_HOUR);
+    assert_near(ref_price(&w), 400.0, 1e-9);
+    world_close(&w);
+}
+
 static void test_scripted_liquidity_and_orders_in_process(void **state)
 {
     (void)state;
@@ -689,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_arb_population_profit_nonnegative_under_noise),
         cmocka_unit_test(test_arb_walks_the_book),
         cmocka_unit_test(test_scripted_trades_at_exact_times_and_amounts),
+        cmocka_unit_test(test_scripted_shock_moves_the_reference_like_a_scheduled_one),
         cmocka_unit_test(test_scripted_liquidity_and_orders_in_process),
         cmocka_unit_test(test_scripted_unfunded_action_fails_the_run),
         cmocka_unit_test(test_lp_flees_when_drawdown_crosses_and_not_before),
