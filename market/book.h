@@ -27,6 +27,10 @@ int sp_book_is(const struct sp_sim *sim, sp_id venue);
 int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side,
                   double price, double qty_base, int cause, sp_order_id *id,
                   double *filled_base);
+/* Immediate-or-cancel: trade what crosses at `price` or better now; the rest
+ * is dropped (nothing rests, nothing stays escrowed). */
+int sp_book_ioc(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side, double price,
+                double qty_base, int cause, double *filled_base);
 /* Cancel; SP_ENOTFOUND if it already filled or was cancelled. */
 int sp_book_cancel(struct sp_sim *sim, sp_id venue, sp_order_id id);
 /* Best bid / ask (NAN when that side is empty) and the quantity there. */

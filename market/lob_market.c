@@ -44,6 +44,7 @@
  * A full book (max_orders resting) fails the run: raise max_orders.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,9 +568,10 @@ int sp_book_is(const struct sp_sim *sim, sp_id venue)
     return venue_of(sim, venue) != NULL;
 }
 
-int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side,
-                  double price, double qty_base, int cause, sp_order_id *id,
-                  double *filled_base)
+/* A limit order (the rest rests, escrowed) or, with `ioc`, an
+ * immediate-or-cancel one (the rest is dropped). */
+static int place(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side, double price,
+                 double qty_base, int cause, bool ioc, sp_order_id *id, double *filled_base)
 {
     struct lob_venue *v = venue_of(sim, venue);
     if (id) *id = 0;
@@ -593,8 +595,8 @@ int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side sid
     v->taker = agent;
     uint64_t oid = 0;
     int64_t filled = 0;
-    int rc = sp_lob_limit(v->book, side == SP_BUY ? SP_LOB_BUY : SP_LOB_SELL, p, lots, &oid,
-                          &filled);
+    int rc = (ioc ? sp_lob_ioc : sp_lob_limit)(v->book, side == SP_BUY ? SP_LOB_BUY : SP_LOB_SELL,
+                                                p, lots, &oid, &filled);
     if (rc == SP_ENOMEM) {
         sp_sim_fail(sim, SP_EMODEL, "%s: the book is full (%lld resting orders): raise max_orders",
                     sp_sim_entity_name(sim, v->id), (long long)v->cfg->max_orders);
@@ -602,7 +604,7 @@ int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side sid
     }
     if (rc) return rc;
     v->n_orders++;
-    int64_t rest = lots - filled;
+    int64_t rest = ioc ? 0 : lots - filled;
     if (rest > 0) {
         v->owner[(uint32_t)oid] = (struct owner){ agent, cause };
         double esc = side == SP_BUY ? (double)(p * rest) * v->tl : (double)rest * v->lot;
@@ -612,6 +614,19 @@ int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side sid
     }
     if (filled_base) *filled_base = (double)filled * v->lot;
     return flush_fills(v, side, cause, 0, before);
+}
+
+int sp_book_limit(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side,
+                  double price, double qty_base, int cause, sp_order_id *id,
+                  double *filled_base)
+{
+    return place(sim, venue, agent, side, price, qty_base, cause, false, id, filled_base);
+}
+
+int sp_book_ioc(struct sp_sim *sim, sp_id venue, sp_id agent, enum sp_side side, double price,
+                double qty_base, int cause, double *filled_base)
+{
+    return place(sim, venue, agent, side, price, qty_base, cause, true, NULL, filled_base);
 }
 
 int sp_book_cancel(struct sp_sim *sim, sp_id venue, sp_order_id id)

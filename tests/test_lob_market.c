@@ -318,6 +318,16 @@ static void test_lob_limit_escrows_fills_settle_and_cancel_refunds(void **state)
     assert_float_equal(res.amount_in, 101 + 1.46 * 102, 1e-9);
     assert_true(isnan(res.price_before));          /* no bid: mid undefined */
     assert_int_equal(sp_ledger_check(sim), 0);
+    /* IOC: a buy of 3 at 102 takes the 0.54 left at 102, and the rest is
+     * dropped: nothing rests, nothing stays escrowed. */
+    double usd_before = sp_balance(sim, a, fx.usd);
+    assert_int_equal(sp_book_ioc(sim, fx.venue, a, SP_BUY, 102, 3, SP_CAUSE_ARBITRAGE, &filled), 0);
+    assert_float_equal(filled, 0.54, 1e-9);
+    assert_float_equal(sp_balance(sim, a, fx.usd), usd_before - 0.54 * 102, 1e-9);
+    assert_float_equal(sp_balance(sim, fx.venue, fx.usd), 0, 1e-9);
+    sp_book_best(sim, fx.venue, &bid, &bq, &ask, &aq);
+    assert_true(isnan(ask) && isnan(bid));         /* the book is empty again */
+    assert_int_equal(sp_ledger_check(sim), 0);
     teardown(&fx);
 }
 
