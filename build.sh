@@ -2,7 +2,7 @@
 # build.sh — the two things you do with spiral on a fresh Debian 12 machine:
 #
 #   ./build.sh quickstart   install what is missing, build, run the quickstart
-#                           experiment, print where its HDF5 file is
+#                           experiment, write its report, print where both are
 #   ./build.sh test         install what is missing, build, run the whole suite
 #
 # Other verbs: deps (install only), build, asan (build + test under
@@ -44,7 +44,10 @@ quickstart)
     build build
     ./build/spiral run experiments/quickstart.yaml          # writes runs/quickstart.h5
     ./build/spiral info runs/quickstart.h5
+    PYTHONPATH=analysis /usr/bin/python3 -m spiral_analysis report runs/quickstart.h5 \
+        -o runs/quickstart-report
     echo "quickstart output: $(pwd)/runs/quickstart.h5"
+    echo "quickstart report: $(pwd)/runs/quickstart-report/report.html"
     ;;
 test)
     deps

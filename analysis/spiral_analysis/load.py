@@ -1,0 +1,315 @@
+"""Load one spiral run (an HDF5 file, layout in docs/output.md) into pandas/xarray.
+
+    run = Run("/tmp/arb.h5")          # refuses a run whose status is not "complete"
+    run.status, run.seed, run.scenario, run.attrs   # root attributes
+    run.config                         # /config.yaml, parsed (dict) if PyYAML is present
+    run.table("markets/pool")          # pandas.DataFrame, category columns decoded
+    run.dataset("markets/pool")        # xarray.Dataset indexed by t (h5netcdf engine)
+    run.markets(), run.oracles(), run.trades(), run.summary()
+
+Tables are groups of equal-length 1-D datasets; category columns carry the CF
+attributes ``flag_values`` / ``flag_meanings`` and are decoded here to
+``pandas.Categorical`` (categories in code order).
+"""
+import os
+
+import h5py
+import numpy as np
+import pandas as pd
+
+try:  # python3-yaml; optional
+    import yaml
+except ImportError:  # pragma: no cover - depends on the machine
+    yaml = None
+
+__all__ = ["Run", "SpiralFileError", "IncompleteRunError", "decode_category"]
+
+
+class SpiralFileError(Exception):
+    """The path is missing, unreadable, or not a spiral run file."""
+
+
+class IncompleteRunError(SpiralFileError):
+    """The run's status is not "complete" (running, interrupted or failed)."""
+
+
+def _py(v):
+    """HDF5 attribute value -> plain Python (str, int, float, list)."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.ndarray):
+        return [_py(x) for x in v.tolist()] if v.dtype.kind in "SO" else v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def decode_category(codes, flag_values, flag_meanings):
+    """Decode integer codes to a ``pandas.Categorical`` with the CF mapping.
+
+    ``flag_meanings`` is the space-separated list of names in the order of
+    ``flag_values``; categories keep that (code) order.  A code that is not in
+    ``flag_values`` becomes NaN (missing), never a wrong name.
+    """
+    names = _py(flag_meanings)
+    names = names.split() if isinstance(names, str) else list(names)
+    values = np.asarray(flag_values).ravel().tolist()
+    if len(names) != len(values):
+        raise ValueError(f"flag_values ({len(values)}) and flag_meanings "
+                         f"({len(names)}) differ in length")
+    lookup = dict(zip(values, range(len(values))))
+    idx = np.fromiter((lookup.get(int(c), -1) for c in np.asarray(codes).ravel()),
+                      dtype=np.int64, count=np.asarray(codes).size)
+    return pd.Categorical.from_codes(idx, categories=names)
+
+
+def _natural(name):
+    import re
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def _is_category(dset):
+    return "flag_values" in dset.attrs and "flag_meanings" in dset.attrs
+
+
+class Run:
+    """One spiral run file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HDF5 file written by ``spiral run``.
+    allow_incomplete : bool
+        By default a file whose root ``status`` is not ``complete`` is refused
+        (``IncompleteRunError``): its tables may stop short of the horizon.
+        Pass True to read it anyway (``run.status`` tells what it is).
+
+    Raises ``SpiralFileError`` for a missing or unreadable file, or an HDF5
+    file that is not a spiral run (no ``software`` attribute starting with
+    "spiral", or no ``status``).  Use as a context manager or call
+    ``close()``; the HDF5 file stays open (read-only) until then.
+    """
+
+    def __init__(self, path, allow_incomplete=False):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise SpiralFileError(f"{self.path}: no such file")
+        if os.path.isdir(self.path):
+            raise SpiralFileError(f"{self.path}: is a directory, not a run file")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise SpiralFileError(f"{self.path}: not a readable HDF5 file ({e})") from None
+        try:
+            self.attrs = {k: _py(v) for k, v in self._f.attrs.items()}
+        except Exception as e:  # a damaged attribute table
+            self._f.close()
+            raise SpiralFileError(f"{self.path}: cannot read root attributes ({e})") from None
+        software = str(self.attrs.get("software", ""))
+        if not software.startswith("spiral") or "status" not in self.attrs:
+            self._f.close()
+            raise SpiralFileError(
+                f"{self.path}: HDF5 file but not a spiral run "
+                "(no root attributes 'software' = 'spiral ...' and 'status')")
+        if self.attrs["status"] != "complete" and not allow_incomplete:
+            self._f.close()
+            raise IncompleteRunError(
+                f"{self.path}: run status is {self.attrs['status']!r}, not 'complete' "
+                "(the tables may stop short of the horizon); "
+                "pass allow_incomplete=True to read it anyway")
+        self._config = None
+
+    # -- file handling -------------------------------------------------
+    def close(self):
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"Run({self.path!r}: name={self.name!r} status={self.status!r} "
+                f"seed={self.seed} t_end={self.attrs.get('t_end')})")
+
+    @property
+    def h5(self):
+        """The open ``h5py.File`` (read-only) for anything not wrapped here."""
+        return self._f
+
+    # -- root attributes -----------------------------------------------
+    status = property(lambda self: self.attrs.get("status"))
+    seed = property(lambda self: self.attrs.get("seed"))
+    scenario = property(lambda self: self.attrs.get("scenario"))
+    name = property(lambda self: self.attrs.get("name"))
+    software = property(lambda self: self.attrs.get("software"))
+    horizon = property(lambda self: self.attrs.get("horizon"))
+    t_end = property(lambda self: self.attrs.get("t_end"))
+
+    @property
+    def config_text(self):
+        """The fully resolved scenario, /config.yaml, as text."""
+        if "config.yaml" not in self._f:
+            return None
+        return _py(self._f["config.yaml"][()])
+
+    @property
+    def config(self):
+        """/config.yaml parsed with yaml.safe_load (a dict), or the raw text
+        when PyYAML is not installed."""
+        if self._config is None:
+            text = self.config_text
+            self._config = yaml.safe_load(text) if (yaml and text is not None) else text
+        return self._config
+
+    # -- tables ----------------------------------------------------------
+    def groups(self, parent):
+        """Names of the table groups directly under ``parent`` (e.g. "markets")."""
+        if parent not in self._f:
+            return []
+        return [k for k, v in self._f[parent].items() if isinstance(v, h5py.Group)]
+
+    def group_attrs(self, group):
+        """Attributes of a group (e.g. a market's type, base, quote, fee) as a dict."""
+        return {k: _py(v) for k, v in self._f[group].attrs.items()}
+
+    def table(self, group, decode=True):
+        """A table group as a ``pandas.DataFrame``.
+
+        Columns are the group's datasets: the dimension scale (``t`` or
+        ``id``) first, then ``t_us`` if present, then the rest in the file's
+        link order (by name; spiral does not track creation order), with
+        numbered families in numeric order (``bid_price_2`` before ``_10``); the frame has a plain RangeIndex (``t``
+        may repeat, e.g. several fills at one instant).  With ``decode``
+        (default), category columns become ``pandas.Categorical`` using their
+        ``flag_values``/``flag_meanings``; with ``decode=False`` they stay codes.
+        """
+        if group not in self._f or not isinstance(self._f[group], h5py.Group):
+            raise KeyError(f"{self.path}: no table group /{group.strip('/')}")
+        g = self._f[group]
+        names = [k for k, v in g.items() if isinstance(v, h5py.Dataset)]
+        first = [k for k in names if _py(g[k].attrs.get("CLASS", b"")) == "DIMENSION_SCALE"]
+        first += [k for k in ("t_us",) if k in names and k not in first]
+        names = first + sorted((k for k in names if k not in first), key=_natural)
+        cols = {}
+        for k in names:
+            d = g[k]
+            data = d[()]
+            if decode and _is_category(d):
+                data = decode_category(data, d.attrs["flag_values"], d.attrs["flag_meanings"])
+            cols[k] = data
+        df = pd.DataFrame(cols)
+        df.attrs.update(self.group_attrs(group))
+        df.attrs["group"] = "/" + group.strip("/")
+        return df
+
+    def dataset(self, group, decode=False):
+        """A table group as an ``xarray.Dataset`` via the h5netcdf engine,
+        indexed by its dimension scale (``t`` or ``id``), loaded into memory.
+
+        Category columns stay integer codes with their ``flag_values`` /
+        ``flag_meanings`` attributes; ``decode=True`` replaces them by arrays
+        of names (object dtype; NaN-free only when every code is known).
+        """
+        import xarray as xr
+        if group not in self._f:
+            raise KeyError(f"{self.path}: no table group /{group.strip('/')}")
+        with xr.open_dataset(self.path, engine="h5netcdf", group=group.strip("/")) as ds:
+            ds = ds.load()
+        if decode:
+            for k in list(ds.variables):
+                a = ds[k].attrs
+                if "flag_values" in a and "flag_meanings" in a:
+                    cat = decode_category(ds[k].values, a["flag_values"], a["flag_meanings"])
+                    ds[k] = (ds[k].dims, np.asarray(cat.astype(object)), a)
+        return ds
+
+    # -- typed views -----------------------------------------------------
+    def market_kind(self, name):
+        """'reference' (a reference price process), 'amm' (cpmm/stableswap),
+        'lob' (order book), 'depth' (a book's depth table) or 'other'."""
+        a = self.group_attrs(f"markets/{name}")
+        if "process" in a:
+            return "reference"
+        t = a.get("type")
+        if t in ("cpmm", "stableswap"):
+            return "amm"
+        if t == "lob":
+            return "lob"
+        if name.endswith("_depth") and f"markets/{name[:-6]}" in self._f:
+            return "depth"
+        return "other"
+
+    def markets(self, kinds=("reference", "amm", "lob", "other")):
+        """{name: DataFrame} for every /markets/<name> of the given kinds
+        (default: everything except order-book depth tables — ask for
+        ``kinds=("depth",)`` to get those).  Each frame's ``.attrs`` holds
+        the group attributes plus ``kind``."""
+        out = {}
+        for n in self.groups("markets"):
+            k = self.market_kind(n)
+            if k in kinds:
+                df = self.table(f"markets/{n}")
+                df.attrs["kind"] = k
+                out[n] = df
+        return out
+
+    def references(self):
+        """{name: DataFrame} of the reference price processes only."""
+        return self.markets(kinds=("reference",))
+
+    def venues(self):
+        """{name: DataFrame} of the trading venues (AMMs and order books)."""
+        return self.markets(kinds=("amm", "lob"))
+
+    def reference_for(self, venue):
+        """Name of the reference process of a venue's base asset, or None."""
+        base = self.group_attrs(f"markets/{venue}").get("base")
+        for n in self.groups("markets"):
+            if self.market_kind(n) == "reference" and self.group_attrs(f"markets/{n}").get("asset") == base:
+                return n
+        return None
+
+    def oracles(self):
+        """{name: DataFrame} for every /oracles/<name> (one row per publication;
+        ``.attrs`` holds type, source, poll, latency)."""
+        return {n: self.table(f"oracles/{n}") for n in self.groups("oracles")}
+
+    def oracle_source_market(self, oracle):
+        """The /markets name the oracle's ``source`` text mentions first
+        (e.g. ``pool`` for ``twap(pool, 30m)``), or None."""
+        import re
+        src = str(self.group_attrs(f"oracles/{oracle}").get("source", ""))
+        markets = set(self.groups("markets"))
+        for tok in re.findall(r"[A-Za-z0-9_.-]+", src):
+            if tok in markets:
+                return tok
+        return None
+
+    def entities(self):
+        """/entities: id, name and module type (decoded)."""
+        return self.table("entities")
+
+    def trades(self):
+        """/events/trades with ``venue`` and ``agent`` decoded to entity names,
+        ``cause`` and ``side`` to their names (all Categorical), plus
+        ``quote_volume``: the quote amount of each fill (``amount_in`` for a
+        buy, ``amount_out`` for a sell).  Empty (0 rows, same columns) when
+        nothing traded."""
+        if "events/trades" not in self._f:
+            raise KeyError(f"{self.path}: no /events/trades")
+        df = self.table("events/trades")
+        buy = np.asarray(df["side"] == "buy") if len(df) else np.zeros(0, bool)
+        df["quote_volume"] = np.where(buy, df["amount_in"].to_numpy(), df["amount_out"].to_numpy())
+        return df
+
+    def agents(self):
+        """{name: DataFrame} for every /agents/<name> action table."""
+        return {n: self.table(f"agents/{n}") for n in self.groups("agents")}
+
+    def summary(self):
+        """/summary attributes as {name: int|float} (empty if absent)."""
+        if "summary" not in self._f:
+            return {}
+        return {k: _py(v) for k, v in sorted(self._f["summary"].attrs.items())}

@@ -1,0 +1,217 @@
+"""A report of one run: PNG figures plus report.md and a self-contained
+report.html (figures embedded as base64) in one directory.
+
+    from spiral_analysis.report import write_report
+    md_path, html_path = write_report("/tmp/arb.h5", "/tmp/arb_report")
+"""
+import base64
+import html
+import math
+import os
+
+import numpy as np
+
+from . import metrics, plots
+from .load import Run
+
+UNDER_WATER_THRESHOLDS = (0.01, 0.05, 0.10)
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if v != 0 and (abs(v) >= 1e12 or abs(v) < 1e-3):
+            return f"{v:.4g}"
+        return f"{v:,.4f}".rstrip("0").rstrip(".") if abs(v) < 1e3 else f"{v:,.1f}"
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return str(v)
+
+
+def _hours(s):
+    return f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def build(run, out_dir):
+    """Compute the report's blocks and write its figures into ``out_dir``.
+
+    Returns a list of blocks: ("h1"|"h2"|"p", text), ("table", header, rows),
+    ("img", filename, caption).
+    """
+    B = []
+    B.append(("h1", f"spiral run report: {run.name}"))
+    B.append(("p", f"File `{os.path.abspath(run.path)}`."))
+    keys = ["name", "scenario", "seed", "status", "software", "created_utc", "horizon",
+            "t_end", "n_events", "wall_seconds", "command_line"]
+    B.append(("table", ["attribute", "value"],
+              [[k, _fmt(run.attrs[k])] for k in keys if k in run.attrs]))
+
+    # markets
+    markets = run.markets()
+    rows = []
+    for n, df in markets.items():
+        p = df["price"].to_numpy(dtype=float)
+        ok = ~np.isnan(p)
+        rows.append([n, df.attrs.get("kind"), str(len(df)),
+                     _fmt(float(p[ok][0])) if ok.any() else "–",
+                     _fmt(float(np.nanmin(p))) if ok.any() else "–",
+                     _fmt(float(p[ok][-1])) if ok.any() else "–",
+                     _fmt(metrics.max_drawdown(p))])
+    if rows:
+        B.append(("h2", "Markets"))
+        B.append(("p", "Prices and drawdown over the recorded samples "
+                       "(`/summary` `max_drawdown_*` is over every update and can be larger)."))
+        B.append(("table", ["market", "kind", "rows", "first price", "min price", "last price",
+                            "max drawdown (samples)"], rows))
+
+    # venue vs reference
+    rows = []
+    for v, df in run.venues().items():
+        ref = run.reference_for(v)
+        if ref is None:
+            continue
+        r = markets[ref]
+        row = [v, ref]
+        for th in UNDER_WATER_THRESHOLDS:
+            uw = metrics.time_under_water(df["t"], df["price"], r["t"], r["price"], th,
+                                          t_end=run.t_end)
+            row.append(f"{_hours(uw.total)} ({100 * uw.fraction:.1f} %), longest {_hours(uw.longest)}")
+        rows.append(row)
+    if rows:
+        B.append(("h2", "Venues against their reference"))
+        B.append(("p", "Time under water: time the venue price was more than x away from the "
+                       "reference, |venue/reference − 1| > x (both held constant between samples)."))
+        B.append(("table", ["venue", "reference"] + [f"> {100 * th:g} %" for th in UNDER_WATER_THRESHOLDS],
+                  rows))
+
+    # oracles
+    oracles = run.oracles()
+    summ = run.summary()
+    rows = []
+    for o, odf in oracles.items():
+        st = metrics.oracle_publication_stats(odf)
+        src = run.oracle_source_market(o)
+        if src in markets and len(odf):
+            cmp = metrics.oracle_vs_source(odf, markets[src]["t"], markets[src]["price"])
+            dev = float(np.nanmax(np.abs(cmp["deviation"]))) if cmp["deviation"].notna().any() else float("nan")
+            age = float(np.nanmax(cmp["age"])) if cmp["age"].notna().any() else float("nan")
+        else:
+            dev = age = float("nan")
+        rows.append([o, str(odf.attrs.get("type")), str(odf.attrs.get("source")), str(st["n_updates"]),
+                     _fmt(st["latency"]), _fmt(st["max_gap"]), _fmt(st["max_abs_offset"]),
+                     _fmt(dev), _fmt(summ.get(f"max_deviation_{o}", float("nan"))), _fmt(age)])
+    if rows:
+        B.append(("h2", "Oracles"))
+        B.append(("p", "latency = delivered_t − t; max gap = longest time between publications; "
+                       "offset at publication = |price/source_price − 1|; deviation = |delivered/source − 1| "
+                       "at the source market's samples (the `/summary` value is measured at every poll); "
+                       "age = time since the delivered price was published (all in s or fractions)."))
+        B.append(("table", ["oracle", "type", "source", "updates", "latency", "max gap",
+                            "max offset at publication", "max deviation (samples)",
+                            "max_deviation (summary)", "max age"], rows))
+
+    # trades
+    trades = run.trades()
+    B.append(("h2", "Trades by cause"))
+    if len(trades):
+        vb = metrics.volume_by_cause(trades, by=("venue", "cause"))
+        B.append(("table", ["venue", "cause", "fills", "quote volume", "base volume"],
+                  [[str(i[0]), str(i[1]), str(int(r.n_trades)), _fmt(float(r.quote_volume)),
+                    _fmt(float(r.base_volume))] for i, r in vb.iterrows()]))
+    else:
+        B.append(("p", "No trades in this run."))
+
+    # figures
+    B.append(("h2", "Figures"))
+    figs = [("price_paths.png", lambda: plots.price_paths(run),
+             "Price paths: references (black steps), venues, oracles (dashed, at delivery), "
+             "trades coloured by cause.")]
+    figs.append(("trades_by_cause.png", lambda: plots.trades_by_cause(run),
+                 "Trades per time bin, stacked by cause: count and quote volume."))
+    for o in oracles:
+        figs.append((f"oracle_{o}.png", (lambda o=o: plots.oracle_vs_venue(run, o)),
+                     f"Oracle {o}: delivered price vs its source and the reference; deviations in %."))
+    for fname, make, caption in figs:
+        fig = make()
+        if fig is None:
+            continue
+        plots.save(fig, os.path.join(out_dir, fname))
+        B.append(("img", fname, caption))
+
+    if summ:
+        B.append(("h2", "/summary"))
+        B.append(("table", ["metric", "value"], [[k, _fmt(v)] for k, v in summ.items()]))
+    return B
+
+
+def to_markdown(blocks):
+    out = []
+    for b in blocks:
+        if b[0] == "h1":
+            out.append(f"# {b[1]}\n")
+        elif b[0] == "h2":
+            out.append(f"## {b[1]}\n")
+        elif b[0] == "p":
+            out.append(b[1] + "\n")
+        elif b[0] == "table":
+            esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+            out.append("| " + " | ".join(esc(h) for h in b[1]) + " |")
+            out.append("|" + "---|" * len(b[1]))
+            out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in b[2]]
+            out.append("")
+        elif b[0] == "img":
+            out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*\n")
+    return "\n".join(out) + "\n"
+
+
+def _inline(text):
+    """Escape text; `code` spans become <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks, out_dir):
+    title = next((b[1] for b in blocks if b[0] == "h1"), "spiral run report")
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+           f"<title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}"
+           "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#eee}"
+           "img{max-width:100%;border:1px solid #ddd}figcaption{font-style:italic;color:#555}"
+           "code{background:#f4f4f4}</style></head><body>"]
+    for b in blocks:
+        if b[0] in ("h1", "h2"):
+            out.append(f"<{b[0]}>{_inline(b[1])}</{b[0]}>")
+        elif b[0] == "p":
+            out.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "table":
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1]) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                    for row in b[2]]
+            out.append("</table>")
+        elif b[0] == "img":
+            with open(os.path.join(out_dir, b[1]), "rb") as fh:
+                data = base64.b64encode(fh.read()).decode("ascii")
+            out.append(f"<figure><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'>"
+                       f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(path, out_dir=None, allow_incomplete=False):
+    """Write the PNGs, report.md and report.html of the run at ``path`` into
+    ``out_dir`` (default: ``<run file without .h5>_report`` beside it).
+    Returns (report.md path, report.html path)."""
+    with Run(path, allow_incomplete=allow_incomplete) as run:
+        if out_dir is None:
+            out_dir = os.path.splitext(os.path.abspath(path))[0] + "_report"
+        os.makedirs(out_dir, exist_ok=True)
+        blocks = build(run, out_dir)
+    md = os.path.join(out_dir, "report.md")
+    with open(md, "w", encoding="utf-8") as fh:
+        fh.write(to_markdown(blocks))
+    ht = os.path.join(out_dir, "report.html")
+    with open(ht, "w", encoding="utf-8") as fh:
+        fh.write(to_html(blocks, out_dir))
+    return md, ht
