@@ -80,71 +80,6 @@ struct arb_cfg {
     struct sp_dist min_profit, gas_cost;
 };
 
-/* Scenario lookups shared by the agent types (each agent file keeps its own
- * copy: the agents are separate plug-ins). */
-static const char *item_name(const struct sp_module_cfg *m, char *buf, size_t size)
-{
-    if (m->name) return m->name;
-    if (m->ops && m->ops->default_name) return m->ops->default_name(m->cfg, buf, size);
-    return NULL;
-}
-
-/* The scalar at `key` must name an item of `items` whose type is one of
- * `types` (NULL: any); otherwise report with a did-you-mean. */
-static int check_entity(const struct sp_check_ctx *ctx, const char *key,
-                        const struct sp_module_cfg *items, size_t n, const char *what,
-                        const char *const *types)
-{
-    const struct sp_node *at = sp_node_get(ctx->node, key);
-    if (!at || !at->value) return SP_ECONFIG;
-    const char *cands[256];
-    char bufs[256][128];
-    size_t nc = 0;
-    for (size_t i = 0; i < n && nc < 256; i++) {
-        const char *nm = item_name(&items[i], bufs[nc], sizeof bufs[nc]);
-        if (!nm) continue;
-        if (!strcmp(nm, at->value)) {
-            if (!items[i].ops || !types) return SP_OK;   /* a bad type is reported there */
-            for (size_t k = 0; types[k]; k++)
-                if (!strcmp(items[i].ops->type, types[k])) return SP_OK;
-            char list[256] = "";
-            for (size_t k = 0; types[k]; k++) {
-                if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
-                strncat(list, types[k], sizeof list - strlen(list) - 1);
-            }
-            sp_diag_error(ctx->diag, at, "%s '%s' is of type %s; expected one of: %s", what,
-                          at->value, items[i].ops->type, list);
-            return SP_ECONFIG;
-        }
-        cands[nc++] = nm;
-    }
-    const char *near = sp_suggest(at->value, cands, nc);
-    if (near)
-        sp_diag_error(ctx->diag, at, "unknown %s '%s' (did you mean '%s'?)", what, at->value, near);
-    else
-        sp_diag_error(ctx->diag, at, "unknown %s '%s'%s", what, at->value,
-                      nc ? "" : ": the scenario defines none");
-    return SP_ECONFIG;
-}
-
-/* A distributed amount that must be >= 0: a plain number is range-checked
- * by its field; a distribution must not be able to draw below 0, except the
- * normal, whose draws are checked at init. */
-static int check_nonneg_dist(const struct sp_check_ctx *ctx, const char *key,
-                             const struct sp_dist *d)
-{
-    const struct sp_node *at = sp_node_get(ctx->node, key);
-    if (d->kind == SP_DIST_UNIFORM && d->low < 0) {
-        sp_diag_error(ctx->diag, at, "must be >= 0: uniform low is %g", d->low);
-        return SP_ECONFIG;
-    }
-    if (d->kind == SP_DIST_CONST && d->value < 0) {
-        sp_diag_error(ctx->diag, at, "must be >= 0, got %g", d->value);
-        return SP_ECONFIG;
-    }
-    return SP_OK;
-}
-
 
 static const char *const venue_types[] = { "cpmm", "stableswap", "lob", NULL };
 
@@ -152,14 +87,14 @@ static int arb_check(void *bound, const struct sp_check_ctx *ctx)
 {
     const struct arb_cfg *c = bound;
     const struct sp_world_cfg *w = ctx->root;
-    int rc = check_entity(ctx, "venue", w->markets, w->n_markets, "venue", venue_types);
+    int rc = sp_world_check_entity(ctx, "venue", w->markets, w->n_markets, "venue", venue_types);
     if (c->reference &&
-        check_entity(ctx, "reference", w->references, w->n_references, "reference", NULL))
+        sp_world_check_entity(ctx, "reference", w->references, w->n_references, "reference", NULL))
         rc = SP_ECONFIG;
-    if (check_nonneg_dist(ctx, "cash", &c->cash)) rc = SP_ECONFIG;
-    if (check_nonneg_dist(ctx, "inventory", &c->inventory)) rc = SP_ECONFIG;
-    if (check_nonneg_dist(ctx, "min_profit", &c->min_profit)) rc = SP_ECONFIG;
-    if (check_nonneg_dist(ctx, "gas_cost", &c->gas_cost)) rc = SP_ECONFIG;
+    if (sp_dist_check_nonneg(ctx, "cash", &c->cash)) rc = SP_ECONFIG;
+    if (sp_dist_check_nonneg(ctx, "inventory", &c->inventory)) rc = SP_ECONFIG;
+    if (sp_dist_check_nonneg(ctx, "min_profit", &c->min_profit)) rc = SP_ECONFIG;
+    if (sp_dist_check_nonneg(ctx, "gas_cost", &c->gas_cost)) rc = SP_ECONFIG;
     return rc;
 }
 

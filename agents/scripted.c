@@ -111,66 +111,6 @@ static const struct do_keys do_keys[DO_COUNT] = {
     [DO_SHOCK]  = { { "reference", "drop", "over", NULL, NULL }, 2, NULL },
 };
 
-/* Scenario lookups shared by the agent types (each agent file keeps its own
- * copy: the agents are separate plug-ins). */
-static const char *item_name(const struct sp_module_cfg *m, char *buf, size_t size)
-{
-    if (m->name) return m->name;
-    if (m->ops && m->ops->default_name) return m->ops->default_name(m->cfg, buf, size);
-    return NULL;
-}
-
-static int check_entity(const struct sp_check_ctx *ctx, const char *key,
-                        const struct sp_module_cfg *items, size_t n, const char *what,
-                        const char *const *types)
-{
-    const struct sp_node *at = sp_node_get(ctx->node, key);
-    if (!at || !at->value) return SP_ECONFIG;
-    const char *cands[256];
-    char bufs[256][128];
-    size_t nc = 0;
-    for (size_t i = 0; i < n && nc < 256; i++) {
-        const char *nm = item_name(&items[i], bufs[nc], sizeof bufs[nc]);
-        if (!nm) continue;
-        if (!strcmp(nm, at->value)) {
-            if (!items[i].ops || !types) return SP_OK;   /* a bad type is reported there */
-            for (size_t k = 0; types[k]; k++)
-                if (!strcmp(items[i].ops->type, types[k])) return SP_OK;
-            char list[256] = "";
-            for (size_t k = 0; types[k]; k++) {
-                if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
-                strncat(list, types[k], sizeof list - strlen(list) - 1);
-            }
-            sp_diag_error(ctx->diag, at, "%s '%s' is of type %s; expected one of: %s", what,
-                          at->value, items[i].ops->type, list);
-            return SP_ECONFIG;
-        }
-        cands[nc++] = nm;
-    }
-    const char *near = sp_suggest(at->value, cands, nc);
-    if (near)
-        sp_diag_error(ctx->diag, at, "unknown %s '%s' (did you mean '%s'?)", what, at->value, near);
-    else
-        sp_diag_error(ctx->diag, at, "unknown %s '%s'%s", what, at->value,
-                      nc ? "" : ": the scenario defines none");
-    return SP_ECONFIG;
-}
-
-static int check_nonneg_dist(const struct sp_check_ctx *ctx, const char *key,
-                             const struct sp_dist *d)
-{
-    const struct sp_node *at = sp_node_get(ctx->node, key);
-    if (d->kind == SP_DIST_UNIFORM && d->low < 0) {
-        sp_diag_error(ctx->diag, at, "must be >= 0: uniform low is %g", d->low);
-        return SP_ECONFIG;
-    }
-    if (d->kind == SP_DIST_CONST && d->value < 0) {
-        sp_diag_error(ctx->diag, at, "must be >= 0, got %g", d->value);
-        return SP_ECONFIG;
-    }
-    return SP_OK;
-}
-
 static int mint_holdings(struct sp_sim *sim, sp_id id, const struct holding_cfg *h, size_t n)
 {
     struct sp_rng *rng = sp_sim_rng(sim, id);
@@ -196,7 +136,7 @@ static int holding_check(void *bound, const struct sp_check_ctx *ctx)
 {
     const struct holding_cfg *h = bound;
     int rc = sp_world_check_token(ctx, "token", -1);
-    if (check_nonneg_dist(ctx, "amount", &h->amount)) rc = SP_ECONFIG;
+    if (sp_dist_check_nonneg(ctx, "amount", &h->amount)) rc = SP_ECONFIG;
     return rc;
 }
 
@@ -255,10 +195,10 @@ static int action_check(void *bound, const struct sp_check_ctx *ctx)
         rc = SP_ECONFIG;
     }
     if (sp_node_get(ctx->node, "venue") &&
-        check_entity(ctx, "venue", w->markets, w->n_markets, "venue", dk->venue_types))
+        sp_world_check_entity(ctx, "venue", w->markets, w->n_markets, "venue", dk->venue_types))
         rc = SP_ECONFIG;
     if (sp_node_get(ctx->node, "reference") &&
-        check_entity(ctx, "reference", w->references, w->n_references, "reference", NULL))
+        sp_world_check_entity(ctx, "reference", w->references, w->n_references, "reference", NULL))
         rc = SP_ECONFIG;
     struct { const char *key; double v; } pos[] = {
         { "amount", a->amount }, { "base", a->base }, { "quote", a->quote },

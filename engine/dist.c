@@ -95,3 +95,17 @@ double sp_dist_mean(const struct sp_dist *d)
     default: return d->value;
     }
 }
+
+int sp_dist_check_nonneg(const struct sp_check_ctx *ctx, const char *key, const struct sp_dist *d)
+{
+    const struct sp_node *at = sp_node_get(ctx->node, key);
+    if (d->kind == SP_DIST_UNIFORM && d->low < 0) {
+        sp_diag_error(ctx->diag, at, "must be >= 0: uniform low is %g", d->low);
+        return SP_ECONFIG;
+    }
+    if (d->kind == SP_DIST_CONST && d->value < 0) {
+        sp_diag_error(ctx->diag, at, "must be >= 0, got %g", d->value);
+        return SP_ECONFIG;
+    }
+    return SP_OK;
+}

@@ -150,6 +150,43 @@ int sp_world_check_token(const struct sp_check_ctx *ctx, const char *key, int ki
     return SP_OK;
 }
 
+int sp_world_check_entity(const struct sp_check_ctx *ctx, const char *key,
+                          const struct sp_module_cfg *items, size_t n, const char *what,
+                          const char *const *types)
+{
+    const struct sp_node *at = sp_node_get(ctx->node, key);
+    if (!at || !at->value) return SP_ECONFIG;
+    const char *cands[256];
+    char bufs[256][128];
+    size_t nc = 0;
+    for (size_t i = 0; i < n && nc < 256; i++) {
+        if (!items[i].ops && !items[i].name) continue;
+        const char *nm = items[i].ops ? entity_name(&items[i], bufs[nc], sizeof bufs[nc])
+                                      : items[i].name;
+        if (!strcmp(nm, at->value)) {
+            if (!items[i].ops || !types) return SP_OK;   /* a bad type is reported there */
+            for (size_t k = 0; types[k]; k++)
+                if (!strcmp(items[i].ops->type, types[k])) return SP_OK;
+            char list[256] = "";
+            for (size_t k = 0; types[k]; k++) {
+                if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
+                strncat(list, types[k], sizeof list - strlen(list) - 1);
+            }
+            sp_diag_error(ctx->diag, at, "%s '%s' is of type %s; expected one of: %s", what,
+                          at->value, items[i].ops->type, list);
+            return SP_ECONFIG;
+        }
+        cands[nc++] = nm;
+    }
+    const char *near = sp_suggest(at->value, cands, nc);
+    if (near)
+        sp_diag_error(ctx->diag, at, "unknown %s '%s' (did you mean '%s'?)", what, at->value, near);
+    else
+        sp_diag_error(ctx->diag, at, "unknown %s '%s'%s", what, at->value,
+                      nc ? "" : ": the scenario defines none");
+    return SP_ECONFIG;
+}
+
 static int world_check(void *bound, const struct sp_check_ctx *ctx)
 {
     struct sp_world_cfg *w = bound;

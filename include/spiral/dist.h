@@ -42,6 +42,10 @@ extern const struct sp_schema sp_dist_schema;
 /* A draw from `d` using `rng`.  Lognormal: mean and sd are those of the
  * value, converted to the underlying normal's mu, sigma. */
 double sp_dist_draw(const struct sp_dist *d, struct sp_rng *rng);
+/* For module checks: the distributed amount at `key` of ctx->node cannot
+ * draw below 0 (a constant or a uniform's low; normal draws are checked by
+ * the module when drawn).  Reports and returns SP_ECONFIG if it can. */
+int sp_dist_check_nonneg(const struct sp_check_ctx *ctx, const char *key, const struct sp_dist *d);
 /* The distribution's mean (for docs and checks). */
 double sp_dist_mean(const struct sp_dist *d);
 

@@ -63,6 +63,14 @@ int sp_world_bind(struct sp_scenario *sc, const struct sp_registry *reg,
  * SP_ECONFIG if not. */
 int sp_world_check_token(const struct sp_check_ctx *ctx, const char *key, int kind);
 
+/* For module checks: the scalar at `key` of ctx->node must name an item of
+ * `items` (a section of the bound world, e.g. w->markets) whose type is one
+ * of `types` (NULL: any); `what` names it in messages ("venue").  Reports
+ * with a did-you-mean and returns SP_ECONFIG if not. */
+int sp_world_check_entity(const struct sp_check_ctx *ctx, const char *key,
+                          const struct sp_module_cfg *items, size_t n, const char *what,
+                          const char *const *types);
+
 /* Build a sim with every module entity created and initialised. */
 int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct sp_diag *d);
 
