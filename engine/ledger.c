@@ -25,7 +25,7 @@ int sp_sim_set_tokens(struct sp_sim *sim, const char *const *names, size_t n)
         if (!sim->tokens[i]) return SP_ENOMEM;
         sim->n_tokens = i + 1;
     }
-    return SP_OK;
+    return sp_token_info_alloc(sim);
 }
 
 sp_token sp_token_find(const struct sp_sim *sim, const char *name)

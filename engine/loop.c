@@ -180,8 +180,11 @@ enum sp_run_status sp_sim_run(struct sp_sim *sim, const struct sp_run_opts *opts
         if (L.status != SP_RUN_COMPLETE || opts->pace <= 0)
             event_base_dispatch(L.base);
     }
-    if (L.status == SP_RUN_COMPLETE && sim->now < L.until && L.until != SP_TIME_MAX)
+    if (L.status == SP_RUN_COMPLETE && sim->now < L.until && L.until != SP_TIME_MAX) {
+        sp_lst_settle(sim, L.until);         /* redemptions due by the end */
         sim->now = L.until;                  /* the clock runs to the end */
+        sim->value_epoch++;
+    }
     if (sim->fail_code) L.status = SP_RUN_FAILED;
 
     if (L.sigint) event_free(L.sigint);

@@ -4,8 +4,10 @@
  * The entity table is a dense array indexed by sp_id; an entity's state is
  * owned by the sim unless the caller passed its own.  The clock only moves
  * forward: it is set to each event's time as the event is dispatched, and
- * scheduling into the past is a bug (asserted).  The run loop itself is in
- * loop.c; building a sim from a scenario is in world.c.
+ * scheduling into the past is a bug (asserted).  Before each dispatch the
+ * value-cache epoch is bumped and any LST redemption due by then is settled
+ * (token.c), which may set the clock to its ready time first.  The run loop
+ * itself is in loop.c; building a sim from a scenario is in world.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,6 +39,8 @@ int sp_sim_create(struct sp_sim **out, uint64_t seed)
     sim->seed = seed;
     sim->horizon = SP_TIME_MAX;
     sim->sample_every = SP_MIN;
+    sim->value_epoch = 1;
+    sim->redeem_next = SP_TIME_MAX;
     *out = sim;
     return SP_OK;
 }
@@ -55,6 +59,8 @@ void sp_sim_destroy(struct sp_sim *sim)
     free(sim->tokens);
     free(sim->bal);
     free(sim->supply);
+    free(sim->tok_info);
+    free(sim->redeem);
     for (size_t i = 0; i < sim->n_summary; i++) free(sim->summary[i].name);
     free(sim->summary);
     free(sim->fail_msg);
@@ -84,6 +90,7 @@ int sp_sim_add_entity(struct sp_sim *sim, const char *name, const struct sp_modu
     sp_rng_init(&e->rng, sim->seed, sp_rng_key(name));
     if (out_id) *out_id = (sp_id)sim->n_ents;
     sim->n_ents++;
+    sim->tok_refs_ok = false;             /* it may be a reference process */
     return SP_OK;
 }
 
@@ -93,6 +100,7 @@ int sp_sim_init_entity(struct sp_sim *sim, sp_id id, const void *cfg)
     struct sp_entity *e = &sim->ents[id];
     int rc = e->ops->init ? e->ops->init(e->state, sim, id, cfg) : SP_OK;
     if (rc == SP_OK) e->initialised = true;
+    sim->tok_refs_ok = false;             /* a reference now knows its asset */
     return rc;
 }
 
@@ -123,10 +131,15 @@ uint64_t sp_sim_step(struct sp_sim *sim, sp_time until, uint64_t max_events, boo
     uint64_t n = 0;
     bool done = false;
     while (n < max_events) {
-        if (sp_queue_next_time(q) > until) { done = true; break; }
+        sp_time t = sp_queue_next_time(q);
+        /* LST redemptions due before this event (or before `until` when no
+         * event is left there) are minted first: one compare when none is. */
+        if (t >= sim->redeem_next) sp_lst_settle(sim, t <= until ? t : until);
+        if (t > until) { done = true; break; }
         struct sp_event *ev = sp_queue_begin(q);
         SP_ASSERT(ev->t >= sim->now);
         sim->now = ev->t;
+        sim->value_epoch++;               /* token values are cached per event */
         struct sp_entity *e = &sim->ents[ev->target];
         e->ops->on_event(e->state, sim, ev);
         sp_queue_end(q);

@@ -16,7 +16,14 @@
  *     is extrapolated with the price in force;
  *   - liquidity: deposits at the pool's ratio, capped by the agent's
  *     balances; LP shares per holder in a small growable array (the venue
- *     itself holds the initial shares, so the pool never empties);
+ *     itself holds the initial shares, so the pool never empties).  When a
+ *     token of kind lp names the venue as its issuer (spiral/token.h), the
+ *     shares are that ledger token instead: minted to the venue for the
+ *     initial liquidity, to the provider on add, burned on remove, and
+ *     sp_amm_lp_shares reads the ledger, so LP tokens can be transferred
+ *     and posted as collateral.  Then the venue's ledger supply of the lp
+ *     token equals the pool's lp_supply, and every change of the reserves
+ *     calls sp_token_values_changed (the lp token's value moved);
  *   - sampling of /markets/<name> on a grid at SP_PRIO_RECORD, and
  *     /summary metrics at finish.
  * The ledger and the pool do the same arithmetic on the same numbers, so
@@ -33,6 +40,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/token.h"
 #include "spiral/world.h"
 #include "amm.h"
 #include "amm-internal.h"
@@ -66,6 +74,13 @@ static struct amm *venue_of(const struct sp_sim *sim, sp_id id)
     const struct sp_module_ops *ops = sp_sim_entity_ops(sim, id);
     if (!ops || (ops != &sp_market_cpmm_ops.base && ops != &sp_market_stableswap_ops.base)) return NULL;
     return sp_sim_entity_state((struct sp_sim *)sim, id);
+}
+
+/* The ledger lp token this venue issues, or -1 (then shares are internal). */
+static sp_token lp_token(const struct amm *a)
+{
+    sp_token t = sp_token_find_issued(a->sim, a->id, -1);
+    return t >= 0 && sp_token_kind(a->sim, t) == SP_TOKEN_LP ? t : -1;
 }
 
 static int agent_ok(const struct amm *a, sp_id agent)
@@ -170,7 +185,8 @@ int sp_amm_venue_init(struct amm *a, const struct amm_mech *mech, struct sp_sim 
     double r[2];
     mech->reserves(a, r);
     if ((rc = sp_mint(sim, a->tok[0], id, r[0])) || (rc = sp_mint(sim, a->tok[1], id, r[1])) ||
-        (rc = holder_credit(a, id, mech->lp_supply(a)))) {
+        (rc = holder_credit(a, id, mech->lp_supply(a))) ||
+        (lp_token(a) >= 0 && (rc = sp_mint(sim, lp_token(a), id, mech->lp_supply(a))))) {
         sp_sim_fail(sim, rc, "%s: cannot fund the pool: %s", c->name, sp_strerror(rc));
         return rc;
     }
@@ -295,6 +311,7 @@ int sp_amm_venue_swap(void *self, struct sp_sim *sim, const struct sp_swap *req,
     track_price(a);
     a->volume += in == 1 ? req->amount_in : out;
     check_sync(a);
+    if (lp_token(a) >= 0) sp_token_values_changed(sim);
 
     struct sp_trade tr = {
         .venue = a->id, .agent = req->agent, .cause = req->cause, .side = req->side,
@@ -392,12 +409,18 @@ int sp_amm_add_liquidity(struct sp_sim *sim, sp_id venue, sp_id agent, double ma
     double used[2], minted;
     int rc = a->mech->add(&t, max_base, max_quote, used, &minted);
     if (rc) return rc;
-    if ((rc = holder_credit(a, agent, 0.0))) return rc;  /* allocate before moving */
+    sp_token lp = lp_token(a);
+    if (lp < 0 && (rc = holder_credit(a, agent, 0.0))) return rc;  /* allocate before moving */
     accrue(a);
     if ((rc = sp_transfer(sim, a->tok[0], agent, a->id, used[0]))) return rc;
     if ((rc = sp_transfer(sim, a->tok[1], agent, a->id, used[1]))) return rc;
     a->pool = t.pool;
-    holder_find(a, agent)->shares += minted;
+    if (lp >= 0) {
+        if ((rc = sp_mint(sim, lp, agent, minted))) return rc;
+        sp_token_values_changed(sim);
+    } else {
+        holder_find(a, agent)->shares += minted;
+    }
     track_price(a);
     check_sync(a);
     if (shares) *shares = minted;
@@ -409,17 +432,21 @@ int sp_amm_remove_liquidity(struct sp_sim *sim, sp_id venue, sp_id agent, double
 {
     struct amm *a = venue_of(sim, venue);
     if (!a || !agent_ok(a, agent) || !(shares > 0.0 && shares < INFINITY)) return SP_EINVAL;
-    struct amm_holder *h = holder_find(a, agent);
-    if (!h || shares > h->shares) return SP_ERANGE;
+    sp_token lp = lp_token(a);
+    struct amm_holder *h = lp < 0 ? holder_find(a, agent) : NULL;
+    if (lp >= 0 ? shares > sp_balance(sim, agent, lp) : (!h || shares > h->shares))
+        return SP_ERANGE;
     struct amm t = *a;
     double out[2];
     int rc = a->mech->remove(&t, shares, out);
     if (rc) return rc;
+    if (lp >= 0 && (rc = sp_burn(sim, lp, agent, shares))) return rc;
     accrue(a);
     a->pool = t.pool;
     if ((rc = sp_transfer(sim, a->tok[0], a->id, agent, out[0]))) return rc;
     if ((rc = sp_transfer(sim, a->tok[1], a->id, agent, out[1]))) return rc;
-    h->shares -= shares;
+    if (h) h->shares -= shares;
+    else sp_token_values_changed(sim);
     track_price(a);
     check_sync(a);
     if (out_base) *out_base = out[0];
@@ -431,6 +458,8 @@ double sp_amm_lp_shares(const struct sp_sim *sim, sp_id venue, sp_id holder)
 {
     struct amm *a = venue_of(sim, venue);
     if (!a) return NAN;
+    sp_token lp = lp_token(a);
+    if (lp >= 0) return sp_balance(sim, holder, lp);
     const struct amm_holder *h = holder_find(a, holder);
     return h ? h->shares : 0.0;
 }

@@ -38,7 +38,12 @@
  *                   has passed the mean runs from t = 0; at t = 0 it is the
  *                   current price;
  *   median          the median of `sources` (each one of the above but
- *                   median; an even count takes the mean of the middle two).
+ *                   median and value; an even count takes the mean of the
+ *                   middle two);
+ *   value           the fundamental value of a token (`of` names a TOKEN,
+ *                   spiral/token.h): how a protocol prices a receipt token or
+ *                   a vault share of another protocol, or an lst at its
+ *                   redemption rate rather than its market.
  * A poll whose source is not a positive finite number publishes nothing.
  *
  * State: `struct oracle` lives in the engine-allocated `struct
@@ -57,6 +62,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/token.h"
 #include "spiral/world.h"
 #include "oracle.h"
 #include "reference.h"
@@ -66,6 +72,7 @@ enum { EV_POLL = 1, EV_DELIVER = 2 };
 struct leg {
     int type;                   /* enum sp_oracle_source_type, never median */
     sp_id entity;
+    sp_token token;             /* value only */
     const struct sp_market_ops *market;   /* cumulative source, or NULL: sampled */
     sp_time window;
     /* twap: ring of observations (t, C); `head` is the newest */
@@ -108,7 +115,8 @@ _Static_assert(sizeof(struct oracle) <= sizeof(struct sp_oracle_state),
 _Static_assert(_Alignof(struct oracle) <= _Alignof(struct sp_oracle_state),
                "struct sp_oracle_state is not aligned enough for struct oracle");
 
-static const char *const source_types[] = { "reference", "spot", "mid", "twap", "median", NULL };
+static const char *const source_types[] = { "reference", "spot", "mid", "twap", "median",
+                                            "value", NULL };
 static const char *const leg_types[] = { "reference", "spot", "mid", "twap", NULL };
 static const char *const failure_modes[] = { "freeze", "offset", NULL };
 
@@ -238,9 +246,12 @@ static int check_source(const struct sp_oracle_source_cfg *s, const struct sp_ch
             rc = SP_ECONFIG;
         }
         if (!s->of) {
-            sp_diag_error(ctx->diag, ctx->node, "missing required key 'of' (the entity "
-                          "type %s reads)", source_types[s->type]);
+            sp_diag_error(ctx->diag, ctx->node, "missing required key 'of' (the %s "
+                          "type %s reads)", s->type == SP_SOURCE_VALUE ? "token" : "entity",
+                          source_types[s->type]);
             rc = SP_ECONFIG;
+        } else if (s->type == SP_SOURCE_VALUE) {
+            if (sp_world_check_token(ctx, "of", -1)) rc = SP_ECONFIG;
         } else {
             int r = check_entity(s, ctx);
             if (r) rc = r;
@@ -266,7 +277,8 @@ static int source_check(void *bound, const struct sp_check_ctx *ctx)
       offsetof(struct sp_oracle_source_cfg, type), types_, 0 },                             \
     { "of", SP_T_NAME, 0, 0, 0, NULL, NULL,                                                 \
       "The entity read: a reference process (type reference; default name "                 \
-      "reference_<asset>) or a market (spot, mid, twap). Twap also reads a reference.",     \
+      "reference_<asset>) or a market (spot, mid, twap). Twap also reads a reference. "     \
+      "Type value names a token instead.",                                                  \
       offsetof(struct sp_oracle_source_cfg, of), NULL, 0 },                                 \
     { "window", SP_T_DURATION, SP_F_MIN_EXCL, 0, 0, NULL, "time",                           \
       "TWAP window (type twap only; required there). Exact when a multiple of `poll`.",     \
@@ -288,7 +300,9 @@ static const struct sp_field source_fields[] = {
                       "reference: a reference process's price; spot: an AMM's price; mid: an "
                       "order book's mid; twap: time-weighted mean of a market's price (or of "
                       "the polled price of any source) over `window`; median: median of "
-                      "`sources`."),
+                      "`sources`; value: the fundamental value of the token `of` (rate x "
+                      "underlying for lst, receipt and vault_share; reserves / supply for "
+                      "lp)."),
     { "sources", SP_T_LIST, 0, 0, 0, NULL, NULL,
       "The inputs of a median (type median only).",
       offsetof(struct sp_oracle_source_cfg, sources), &leg_schema,
@@ -397,6 +411,7 @@ static double twap(const struct leg *l, sp_time t, double c, double p)
 
 static double leg_read(struct oracle *o, struct leg *l, sp_time t)
 {
+    if (l->type == SP_SOURCE_VALUE) return sp_token_value(o->sim, l->token);
     double p = entity_price(o->sim, l->entity);
     if (l->type != SP_SOURCE_TWAP) return p;
     double c;
@@ -463,6 +478,16 @@ static int leg_setup(struct oracle *o, struct leg *l, const struct sp_oracle_sou
     const char *name = sp_sim_entity_name(o->sim, o->id);
     l->type = s->type;
     l->window = s->window;
+    l->token = -1;
+    if (s->type == SP_SOURCE_VALUE) {
+        l->token = s->of ? sp_token_find(o->sim, s->of) : -1;
+        if (l->token < 0) {
+            sp_sim_fail(o->sim, SP_ENOTFOUND, "oracle %s: no token '%s'", name,
+                        s->of ? s->of : "(none)");
+            return SP_ENOTFOUND;
+        }
+        return SP_OK;
+    }
     l->entity = s->of ? sp_sim_find(o->sim, s->of) : SP_ID_NONE;
     if (l->entity == SP_ID_NONE) {
         sp_sim_fail(o->sim, SP_ENOTFOUND, "oracle %s: no source entity '%s'", name,

@@ -61,13 +61,14 @@ enum sp_oracle_source_type {
     SP_SOURCE_SPOT,        /* a market's price (AMM spot) */
     SP_SOURCE_MID,         /* a market's price (order-book mid) */
     SP_SOURCE_TWAP,        /* time-weighted mean over `window` */
-    SP_SOURCE_MEDIAN       /* median of `sources` */
+    SP_SOURCE_MEDIAN,      /* median of `sources` */
+    SP_SOURCE_VALUE        /* a token's fundamental value (sp_token_value) */
 };
 
 /* `source:` and each item of `source.sources:` (legs never nest). */
 struct sp_oracle_source_cfg {
     int type;                                /* enum sp_oracle_source_type */
-    const char *of;                          /* entity name (not median) */
+    const char *of;                          /* entity name; token name for value */
     sp_time window;                          /* twap only */
     struct sp_oracle_source_cfg *sources;    /* median only */
     size_t n_sources;
