@@ -19,6 +19,8 @@ extern const struct sp_market_ops sp_market_lob_ops;
 extern const struct sp_module_ops sp_oracle_chainlink_ops;
 extern const struct sp_module_ops sp_oracle_osm_ops;
 extern const struct sp_module_ops sp_oracle_heartbeat_ops;
+extern const struct sp_module_ops sp_protocol_pool_ops;
+extern const struct sp_module_ops sp_protocol_cdp_ops;
 extern const struct sp_module_ops sp_agent_arbitrageur_ops;
 extern const struct sp_module_ops sp_agent_scripted_ops;
 extern const struct sp_module_ops sp_agent_liquidity_provider_ops;
@@ -26,6 +28,9 @@ extern const struct sp_module_ops sp_agent_noise_ops;
 extern const struct sp_module_ops sp_agent_market_maker_ops;
 extern const struct sp_module_ops sp_agent_value_ops;
 extern const struct sp_module_ops sp_agent_momentum_ops;
+extern const struct sp_module_ops sp_agent_looper_ops;
+extern const struct sp_module_ops sp_agent_vault_ops;
+extern const struct sp_module_ops sp_agent_depositor_ops;
 
 static const struct sp_module_ops *const builtin_ops[] = {
     &sp_reference_gbm_ops,
@@ -36,6 +41,8 @@ static const struct sp_module_ops *const builtin_ops[] = {
     &sp_oracle_chainlink_ops,
     &sp_oracle_osm_ops,
     &sp_oracle_heartbeat_ops,
+    &sp_protocol_pool_ops,
+    &sp_protocol_cdp_ops,
     &sp_agent_arbitrageur_ops,
     &sp_agent_scripted_ops,
     &sp_agent_liquidity_provider_ops,
@@ -43,6 +50,9 @@ static const struct sp_module_ops *const builtin_ops[] = {
     &sp_agent_market_maker_ops,
     &sp_agent_value_ops,
     &sp_agent_momentum_ops,
+    &sp_agent_looper_ops,
+    &sp_agent_vault_ops,
+    &sp_agent_depositor_ops,
 };
 
 struct sp_registry {

@@ -9,6 +9,7 @@
  * so bad input never leaves a file behind; once the file exists it is always
  * closed with an honest status ("complete" only after a clean close).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,22 +21,107 @@
 #include "spiral/version.h"
 #include "sim-internal.h"
 
-static const char *const token_kinds[] = { "base", "stable", NULL };
+static int token_check(void *bound, const struct sp_check_ctx *ctx);
 
 static const struct sp_field token_fields[] = {
     { "name", SP_T_NAME, SP_F_REQUIRED, 0, 0, NULL, NULL, "Token symbol, e.g. ETH.",
       offsetof(struct sp_token_cfg, name), NULL, 0 },
     { "kind", SP_T_ENUM, SP_F_REQUIRED, 0, 0, NULL, NULL,
-      "base (priced by a reference process) or stable (the numeraire, worth 1).",
-      offsetof(struct sp_token_cfg, kind), token_kinds, 0 },
+      "base (priced by a reference process), stable (the numeraire, worth 1), lst (liquid "
+      "staking token: rate x its base underlying), receipt (a lending pool's supply token), "
+      "vault_share (a vault's share), lp (an AMM's liquidity token).",
+      offsetof(struct sp_token_cfg, kind), sp_token_kind_names, 0 },
     { "description", SP_T_STRING, 0, 0, 0, NULL, NULL, "Free text.",
       offsetof(struct sp_token_cfg, description), NULL, 0 },
+    { "underlying", SP_T_NAME, 0, 0, 0, NULL, NULL,
+      "The token this one is a claim on: required for lst (a base token), receipt and "
+      "vault_share; not allowed for the other kinds.",
+      offsetof(struct sp_token_cfg, underlying), NULL, 0 },
+    { "issuer", SP_T_NAME, 0, 0, 0, NULL, NULL,
+      "The entity that mints it: receipt: an item of `protocols`; vault_share: an agent of "
+      "type vault; lp: a market of type cpmm or stableswap. Required for those kinds, not "
+      "allowed for base, stable and lst.",
+      offsetof(struct sp_token_cfg, issuer), NULL, 0 },
+    { "apr", SP_T_FRACTION, 0, 0, 0, NULL, "per year",
+      "lst only: staking APR, accrued continuously into the rate (default 0).",
+      offsetof(struct sp_token_cfg, apr), NULL, 0 },
+    { "rate", SP_T_NUMBER, SP_F_MIN_EXCL, 0, 0, NULL, "underlying per token",
+      "lst only: exchange rate at t = 0 (default 1).",
+      offsetof(struct sp_token_cfg, rate), NULL, 0 },
+    { "redemption_delay", SP_T_DURATION, SP_F_MIN, 0, 0, NULL, "time",
+      "lst only: delay of the redemption queue (default 7d).",
+      offsetof(struct sp_token_cfg, redemption_delay), NULL, 0 },
 };
 
 static const struct sp_schema token_schema = {
-    "tokens[]", "A token of the world. Later kinds (lst, receipt, vault_share, lp) extend this.",
-    token_fields, sizeof token_fields / sizeof token_fields[0], sizeof(struct sp_token_cfg), NULL
+    "tokens[]", "A token of the world and its place in the valuation graph (see "
+    "docs/engine.md): base and stable are layer 0, every other kind one above its "
+    "underlyings.",
+    token_fields, sizeof token_fields / sizeof token_fields[0], sizeof(struct sp_token_cfg),
+    token_check
 };
+
+#define TOKEN_DEFAULT_REDEMPTION_DELAY (7 * SP_DAY)
+
+static bool kind_has_underlying(int kind)
+{
+    return kind == SP_TOKEN_LST || kind == SP_TOKEN_RECEIPT || kind == SP_TOKEN_VAULT_SHARE;
+}
+
+static bool kind_has_issuer(int kind)
+{
+    return kind == SP_TOKEN_RECEIPT || kind == SP_TOKEN_VAULT_SHARE || kind == SP_TOKEN_LP;
+}
+
+/* Per-token rules that need no other part of the scenario; the names an
+ * underlying or issuer points at are checked in world_check. */
+static int token_check(void *bound, const struct sp_check_ctx *ctx)
+{
+    struct sp_token_cfg *t = bound;
+    const char *kind = sp_token_kind_names[t->kind];
+    int rc = SP_OK;
+    const struct sp_node *under = sp_node_get(ctx->node, "underlying");
+    const struct sp_node *issuer = sp_node_get(ctx->node, "issuer");
+    if (kind_has_underlying(t->kind) && !under) {
+        sp_diag_error(ctx->diag, ctx->node, "missing required key 'underlying': a token of "
+                      "kind %s is a claim on another token (e.g. underlying: %s)", kind,
+                      t->kind == SP_TOKEN_LST ? "ETH" : "USDC");
+        rc = SP_ECONFIG;
+    } else if (!kind_has_underlying(t->kind) && under) {
+        sp_diag_error(ctx->diag, under, "`underlying` does not apply to kind %s%s", kind,
+                      t->kind == SP_TOKEN_LP ? ": an lp's underlyings are its market's pair"
+                                             : ": only lst, receipt and vault_share have one");
+        rc = SP_ECONFIG;
+    }
+    if (kind_has_issuer(t->kind) && !issuer) {
+        sp_diag_error(ctx->diag, ctx->node, "missing required key 'issuer': a token of kind %s "
+                      "names the %s that mints it", kind,
+                      t->kind == SP_TOKEN_RECEIPT ? "protocol"
+                      : t->kind == SP_TOKEN_VAULT_SHARE ? "vault agent" : "AMM market");
+        rc = SP_ECONFIG;
+    } else if (!kind_has_issuer(t->kind) && issuer) {
+        sp_diag_error(ctx->diag, issuer, "`issuer` does not apply to kind %s: only receipt, "
+                      "vault_share and lp tokens have one", kind);
+        rc = SP_ECONFIG;
+    }
+    static const char *const lst_keys[] = { "apr", "rate", "redemption_delay" };
+    for (size_t k = 0; k < 3; k++) {
+        const struct sp_node *n = sp_node_get(ctx->node, lst_keys[k]);
+        if (n && t->kind != SP_TOKEN_LST) {
+            sp_diag_error(ctx->diag, n, "`%s` applies only to kind lst (this token is %s)",
+                          lst_keys[k], kind);
+            rc = SP_ECONFIG;
+        }
+    }
+    if (t->kind == SP_TOKEN_LST) {
+        if (!sp_node_get(ctx->node, "rate")) t->rate = 1.0;
+        if (!sp_node_get(ctx->node, "redemption_delay"))
+            t->redemption_delay = TOKEN_DEFAULT_REDEMPTION_DELAY;
+    } else {
+        t->rate = 1.0;
+    }
+    return rc;
+}
 
 static const struct sp_field output_fields[] = {
     { "sample_every", SP_T_DURATION, SP_F_MIN_EXCL, 0, 0, "1m", "time",
@@ -85,6 +171,10 @@ static const struct sp_field world_fields[] = {
       "Price feeds read by protocols: a source and an update rule each.",
       offsetof(struct sp_world_cfg, oracles), "oracle",
       offsetof(struct sp_world_cfg, n_oracles) },
+    { "protocols", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "Lending protocols: pools (Aave/Compound-like) and CDPs (Maker-like).",
+      offsetof(struct sp_world_cfg, protocols), "protocol",
+      offsetof(struct sp_world_cfg, n_protocols) },
     { "agents", SP_T_MODULES, 0, 0, 0, NULL, NULL,
       "Who acts: arbitrageurs, traders, market makers, liquidity providers, scripted agents.",
       offsetof(struct sp_world_cfg, agents), "agent",
@@ -94,13 +184,14 @@ static const struct sp_field world_fields[] = {
 /* The module sections in entity order: ids are dense in this order. */
 struct section { const struct sp_module_cfg *items; size_t n; };
 
-static size_t sections_of(const struct sp_world_cfg *w, struct section out[4])
+static size_t sections_of(const struct sp_world_cfg *w, struct section out[5])
 {
     out[0] = (struct section){ w->references, w->n_references };
     out[1] = (struct section){ w->markets, w->n_markets };
     out[2] = (struct section){ w->oracles, w->n_oracles };
-    out[3] = (struct section){ w->agents, w->n_agents };
-    return 4;
+    out[3] = (struct section){ w->protocols, w->n_protocols };
+    out[4] = (struct section){ w->agents, w->n_agents };
+    return 5;
 }
 
 static const struct sp_schema world_schema = {
@@ -144,7 +235,7 @@ int sp_world_check_token(const struct sp_check_ctx *ctx, const char *key, int ki
     }
     if (kind >= 0 && t->kind != kind) {
         sp_diag_error(ctx->diag, at, "token '%s' is of kind %s, expected kind %s", name,
-                      token_kinds[t->kind], token_kinds[kind]);
+                      sp_token_kind_names[t->kind], sp_token_kind_names[kind]);
         return SP_ECONFIG;
     }
     return SP_OK;
@@ -187,6 +278,158 @@ int sp_world_check_entity(const struct sp_check_ctx *ctx, const char *key,
     return SP_ECONFIG;
 }
 
+static const char *const vault_types[] = { "vault", NULL };
+static const char *const lp_market_types[] = { "cpmm", "stableswap", NULL };
+
+/* The market item called `name`, or NULL. */
+static const struct sp_module_cfg *find_market(const struct sp_world_cfg *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_markets; i++) {
+        char buf[128];
+        if (w->markets[i].ops && !strcmp(entity_name(&w->markets[i], buf, sizeof buf), name))
+            return &w->markets[i];
+    }
+    return NULL;
+}
+
+static size_t token_index(const struct sp_world_cfg *w, const char *name)
+{
+    const struct sp_token_cfg *t = name ? find_token(w, name) : NULL;
+    return t ? (size_t)(t - w->tokens) : SIZE_MAX;
+}
+
+/* The valuation graph: token i depends on to[2*i], to[2*i+1] (SIZE_MAX:
+ * none) through the node via[i] (its `underlying`, or an lp's `issuer`). */
+struct token_graph {
+    size_t *to;
+    const struct sp_node **via;
+    int *color;                   /* 0 unseen, 1 on the stack, 2 done */
+    size_t *stack, depth;
+    int errors;
+};
+
+static void report_cycle(const struct sp_world_cfg *w, struct token_graph *g, size_t from,
+                         const struct sp_check_ctx *ctx)
+{
+    /* The cycle is stack[from..depth-1]; spell it from its first token in
+     * scenario order, where it is reported. */
+    size_t n = g->depth - from, start = from;
+    for (size_t k = from; k < g->depth; k++)
+        if (g->stack[k] < g->stack[start]) start = k;
+    char text[1024];
+    size_t used = 0;
+    for (size_t k = 0; k <= n && used < sizeof text; k++) {
+        size_t tok = g->stack[from + (start - from + k) % n];
+        int c = snprintf(text + used, sizeof text - used, "%s%s", k ? " -> " : "",
+                         w->tokens[tok].name);
+        if (c < 0) break;
+        used += (size_t)c;
+    }
+    sp_diag_error(ctx->diag, g->via[g->stack[start]], "token cycle: %s (a token's value cannot "
+                  "depend on itself)", text);
+    g->errors++;
+}
+
+static void cycle_visit(const struct sp_world_cfg *w, struct token_graph *g, size_t u,
+                        const struct sp_check_ctx *ctx)
+{
+    g->color[u] = 1;
+    g->stack[g->depth++] = u;
+    for (int e = 0; e < 2; e++) {
+        size_t v = g->to[2 * u + (size_t)e];
+        if (v == SIZE_MAX) continue;
+        if (g->color[v] == 1) {
+            size_t from = g->depth;
+            while (from > 0 && g->stack[from - 1] != v) from--;
+            report_cycle(w, g, from - 1, ctx);
+        } else if (g->color[v] == 0) {
+            cycle_visit(w, g, v, ctx);
+        }
+    }
+    g->depth--;
+    g->color[u] = 2;
+}
+
+/* Underlyings and issuers name what they must, and the graph has no cycle. */
+static int check_token_graph(const struct sp_world_cfg *w, const struct sp_check_ctx *ctx)
+{
+    const struct sp_node *tokens = sp_node_get(ctx->node, "tokens");
+    size_t n = w->n_tokens;
+    int rc = SP_OK;
+    struct token_graph g = { 0 };
+    g.to = malloc((2 * n + 1) * sizeof *g.to);
+    g.via = calloc(n + 1, sizeof *g.via);
+    g.color = calloc(n + 1, sizeof *g.color);
+    g.stack = malloc((n + 1) * sizeof *g.stack);
+    if (!g.to || !g.via || !g.color || !g.stack) { rc = SP_ENOMEM; goto out; }
+    for (size_t i = 0; i < n; i++) {
+        const struct sp_token_cfg *t = &w->tokens[i];
+        struct sp_check_ctx sub = *ctx;
+        sub.node = sp_node_at(tokens, i);
+        g.to[2 * i] = g.to[2 * i + 1] = SIZE_MAX;
+        if (t->underlying) {
+            g.via[i] = sp_node_get(sub.node, "underlying");
+            if (sp_world_check_token(&sub, "underlying", -1)) {
+                rc = SP_ECONFIG;
+            } else {
+                size_t u = token_index(w, t->underlying);
+                g.to[2 * i] = u;
+                if (t->kind == SP_TOKEN_LST && w->tokens[u].kind != SP_TOKEN_BASE) {
+                    sp_diag_error(ctx->diag, g.via[i], "the underlying of lst '%s' must be a "
+                                  "base token; '%s' is of kind %s", t->name, t->underlying,
+                                  sp_token_kind_names[w->tokens[u].kind]);
+                    rc = SP_ECONFIG;
+                }
+            }
+        }
+        if (!t->issuer) continue;
+        const struct sp_node *at = sp_node_get(sub.node, "issuer");
+        int r = SP_OK;
+        if (t->kind == SP_TOKEN_RECEIPT)
+            r = sp_world_check_entity(&sub, "issuer", w->protocols, w->n_protocols, "protocol",
+                                      NULL);
+        else if (t->kind == SP_TOKEN_VAULT_SHARE)
+            r = sp_world_check_entity(&sub, "issuer", w->agents, w->n_agents, "agent",
+                                      vault_types);
+        else if (t->kind == SP_TOKEN_LP)
+            r = sp_world_check_entity(&sub, "issuer", w->markets, w->n_markets, "market",
+                                      lp_market_types);
+        if (r) { rc = SP_ECONFIG; continue; }
+        /* One token per issuer (per underlying for a pool's receipts). */
+        for (size_t j = 0; j < i; j++) {
+            const struct sp_token_cfg *o = &w->tokens[j];
+            if (o->kind != t->kind || !o->issuer || strcmp(o->issuer, t->issuer)) continue;
+            if (t->kind == SP_TOKEN_RECEIPT &&
+                (!o->underlying || !t->underlying || strcmp(o->underlying, t->underlying)))
+                continue;
+            sp_diag_error(ctx->diag, at, "'%s' already issues %s token '%s'%s", t->issuer,
+                          sp_token_kind_names[t->kind], o->name,
+                          t->kind == SP_TOKEN_RECEIPT ? " for the same underlying" : "");
+            rc = SP_ECONFIG;
+            break;
+        }
+        if (t->kind == SP_TOKEN_LP) {
+            const struct sp_module_cfg *m = find_market(w, t->issuer);
+            if (m && m->node) {
+                g.via[i] = at;
+                g.to[2 * i] = token_index(w, sp_node_get(m->node, "base") ?
+                                             sp_node_get(m->node, "base")->value : NULL);
+                g.to[2 * i + 1] = token_index(w, sp_node_get(m->node, "quote") ?
+                                                 sp_node_get(m->node, "quote")->value : NULL);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!g.color[i]) cycle_visit(w, &g, i, ctx);
+    if (g.errors) rc = SP_ECONFIG;
+out:
+    free(g.to);
+    free(g.via);
+    free(g.color);
+    free(g.stack);
+    return rc;
+}
+
 static int world_check(void *bound, const struct sp_check_ctx *ctx)
 {
     struct sp_world_cfg *w = bound;
@@ -199,8 +442,12 @@ static int world_check(void *bound, const struct sp_check_ctx *ctx)
                               "duplicate token '%s'", w->tokens[i].name);
                 rc = SP_ECONFIG;
             }
+    if (rc == SP_OK) {
+        int r = check_token_graph(w, ctx);
+        if (r) rc = r;
+    }
     /* Entity names must be unique across every module section. */
-    struct section sec[4];
+    struct section sec[5];
     size_t ns = sections_of(w, sec);
     for (size_t a = 0; a < ns; a++)
         for (size_t i = 0; i < sec[a].n; i++) {
@@ -237,6 +484,26 @@ int sp_world_bind(struct sp_scenario *sc, const struct sp_registry *reg,
     return SP_OK;
 }
 
+static int define_tokens(struct sp_sim *sim, const struct sp_world_cfg *cfg, struct sp_diag *d)
+{
+    for (size_t i = 0; i < cfg->n_tokens; i++) {
+        const struct sp_token_cfg *t = &cfg->tokens[i];
+        struct sp_token_def def = {
+            .kind = t->kind,
+            .underlying = t->underlying ? sp_token_find(sim, t->underlying) : -1,
+            .issuer = t->issuer ? sp_sim_find(sim, t->issuer) : SP_ID_NONE,
+            .apr = t->apr, .rate = t->rate, .redemption_delay = t->redemption_delay,
+        };
+        int rc = sp_token_define(sim, (sp_token)i, &def);
+        if (rc) {
+            sp_diag_error(d, NULL, "cannot place token '%s' in the valuation graph: %s "
+                          "(its underlying or issuer is missing)", t->name, sp_strerror(rc));
+            return SP_ECONFIG;
+        }
+    }
+    return SP_OK;
+}
+
 int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct sp_diag *d)
 {
     struct sp_sim *sim;
@@ -252,10 +519,13 @@ int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct s
     if (rc) { sp_sim_destroy(sim); return rc; }
     /* One entity per module item, in section then scenario order; ids are
      * dense.  All exist before any init, so modules can look each other up. */
-    struct section sec[4];
+    struct section sec[5];
     size_t ns = sections_of(cfg, sec);
     for (int pass = 0; pass < 2; pass++) {
         sp_id id = 0;
+        /* Every entity exists: place the tokens in the valuation graph
+         * before any init, so issuers find their tokens there. */
+        if (pass == 1 && (rc = define_tokens(sim, cfg, d))) { sp_sim_destroy(sim); return rc; }
         for (size_t s = 0; s < ns; s++)
             for (size_t i = 0; i < sec[s].n; i++) {
                 const struct sp_module_cfg *m = &sec[s].items[i];

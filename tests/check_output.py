@@ -17,7 +17,7 @@ import xarray as xr
 def documented_tables(doc_path):
     """Parse docs/output.md: [(heading path, [column names])]; one path may
     have several layouts (/markets/<name> for AMMs and for books)."""
-    tables, current = [], None
+    tables, current, in_columns = [], None, False
     for line in open(doc_path, encoding="utf-8"):
         m = re.match(r"^### `(/[^`]+)`", line)
         if m:
@@ -26,12 +26,20 @@ def documented_tables(doc_path):
             continue
         if line.startswith("## "):
             current = None
-        m = re.match(r"^\| `([a-z_0-9]+)`(?: \.\. `([A-Za-z_0-9]+)`)? \|", line)
+        if line.startswith("| "):
+            # Only "| column | ..." tables list columns ("| attribute |" ones
+            # list /summary metrics).
+            if not line.startswith("| `"):
+                in_columns = line.startswith("| column ")
+            elif not in_columns:
+                continue
+        m = re.match(r"^\| `([a-z_0-9<>]+)`(?: \.\. `([A-Za-z_0-9]+)`)? \|", line)
         if current is not None and m:
-            # "`bid_price_1` .. `bid_price_N`": a numbered family of columns.
-            name = m.group(1)
+            # "`bid_price_1` .. `bid_price_N`": a numbered family of columns;
+            # "`utilization_<tok>`": one column per token.
+            name = re.sub(r"<[a-z_]+>", "[A-Za-z0-9_.-]+", m.group(1))
             if m.group(2):
-                name = re.sub(r"_1$", "_[0-9]+", name)
+                name = re.sub(r"_[01]$", "_[0-9]+", name)
             current.append(name)
     return tables
 

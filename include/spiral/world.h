@@ -13,17 +13,22 @@
 #include "spiral/types.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/token.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum sp_token_kind { SP_TOKEN_BASE, SP_TOKEN_STABLE };
-
+/* One `tokens:` item (see spiral/token.h for the kinds). */
 struct sp_token_cfg {
     const char *name;
     int kind;                  /* enum sp_token_kind */
     const char *description;
+    const char *underlying;    /* lst, receipt, vault_share */
+    const char *issuer;        /* receipt: protocol; vault_share: vault agent; lp: market */
+    double apr;                /* lst: staking APR, continuous */
+    double rate;               /* lst: exchange rate at t = 0 */
+    sp_time redemption_delay;  /* lst: redemption queue delay */
 };
 
 struct sp_output_cfg {
@@ -47,6 +52,8 @@ struct sp_world_cfg {
     size_t n_markets;
     struct sp_module_cfg *oracles;
     size_t n_oracles;
+    struct sp_module_cfg *protocols;
+    size_t n_protocols;
     struct sp_module_cfg *agents;
     size_t n_agents;
 };

@@ -1,0 +1,165 @@
+/*
+ * lending-internal.h — the state shared by the lending protocol files
+ * (private to market/): lending.c (positions, index, accrual, the API of
+ * lending.h), lending_pool.c and lending_cdp.c (the two types: schema,
+ * checks, how their config becomes the common state), lending_record.c
+ * (/protocols/<name>, /positions, /system, /exposure).
+ *
+ * One protocol is COLLATERAL ASSETS a = 0..na−1 (what positions post) and
+ * DEBT SLOTS j = 0..nd−1 (what positions owe).  A pool's debt slot is a
+ * borrowable asset (cash lent by suppliers, a receipt token, a kinked rate
+ * model); a cdp's debt slot is a collateral type (Maker's ilk: its own rate
+ * accumulator, ceiling and fee), all owing the one stablecoin, which is
+ * minted and burned.  So a cdp position with ETH collateral owes slot
+ * "ETH"; the same machinery serves both.
+ *
+ * Positions live in flat arrays indexed by slot (coll[slot·na + a],
+ * scaled debt dsc[slot·nd + j]); debt in token units = scaled · index_j.
+ */
+#ifndef SPIRAL_LENDING_INTERNAL_H
+#define SPIRAL_LENDING_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "spiral/scenario.h"
+#include "spiral/sim.h"
+#include "lending.h"
+#include "liq_index.h"
+
+struct sp_rec_table;
+
+/* One item of a pool's `assets:` or a cdp's `collaterals:` (the keys a
+ * type does not have stay zero). */
+struct lend_asset_cfg {
+    const char *token, *oracle, *quoted_in, *receipt;
+    bool collateral, borrowable;
+    double ltv, lt, bonus, haircut;
+    double supply_cap, borrow_cap;
+    double reserve_factor, base_rate, slope1, slope2, optimal;
+    double initial_supply, reserve;
+    /* cdp */
+    double mat, chop, line, fee, dust;
+};
+
+struct lend_cfg {
+    const char *name;
+    struct lend_asset_cfg *assets;
+    size_t n_assets;
+    const char *stablecoin, *stable_oracle;   /* cdp */
+    double line, surplus;                      /* cdp */
+    double close_factor;                       /* for the liquidation issue */
+    sp_time accrue_every, sample_every, positions_every;
+};
+
+enum lend_kind { LEND_POOL, LEND_CDP };
+
+struct lend_coll {                 /* a collateral asset */
+    sp_token token;
+    sp_id oracle, quoted_in;       /* quoted_in = SP_ID_NONE when absent */
+    double ltv, lt, bonus, haircut, cap;
+    double price;                  /* numeraire, at the last refresh */
+    double total;                  /* Σ positions' amounts (token units) */
+    int cfg_index;                 /* item in cfg->assets */
+};
+
+struct lend_debt {                 /* a debt slot */
+    sp_token token;
+    sp_token receipt;              /* pool: the receipt token; cdp: -1 */
+    sp_id oracle, quoted_in;       /* pool: the asset's oracle; cdp: stable_oracle or NONE */
+    double price;                  /* numeraire, at the last refresh (cdp without oracle: 1) */
+    double index;                  /* borrow index / rate accumulator, starts at 1 */
+    double scaled_total;           /* Σ positions' scaled debt */
+    double cash;                   /* pool: underlying held for suppliers */
+    double reserve;                /* pool: protocol's claim; cdp: surplus share */
+    double reserve_factor, base_rate, slope1, slope2, optimal;   /* pool */
+    double fee;                    /* cdp: stability fee, APR continuous */
+    double cap, dust;              /* borrow cap / ilk line; cdp dust */
+    double bad_debt;               /* written off, token units */
+    double socialized;             /* of which beyond the reserve, token units */
+    int coll;                      /* cdp: its collateral asset; pool: the asset's
+                                      collateral index when also collateral, else -1 */
+    int cfg_index;
+};
+
+#define LEND_GROUP_NONE 0u
+#define LEND_GROUP_MULTI 255u
+
+struct lending {
+    const struct lend_cfg *cfg;
+    enum lend_kind kind;
+    struct sp_sim *sim;
+    sp_id id;
+    size_t na, nd;
+    struct lend_coll *coll;
+    struct lend_debt *debt;
+    sp_token stable;               /* cdp: the stablecoin */
+    double surplus;                /* cdp: the surplus buffer (stablecoin units) */
+    /* positions, by slot */
+    size_t n_pos, cap_pos;
+    sp_id *owner;                  /* slot -> owner */
+    double *pc;                    /* slot·na + a: collateral */
+    double *pd;                    /* slot·nd + j: scaled debt */
+    uint8_t *group;                /* LEND_GROUP_NONE, 1 + j, LEND_GROUP_MULTI */
+    uint32_t *slot_of;             /* owner id -> slot + 1 (0 = none) */
+    size_t n_slot_of;
+    /* liquidation index: one per debt slot (prices relative to the slot's
+     * debt price x index) plus one for positions owing several slots */
+    struct sp_liq_index **ix;      /* nd + 1; ix[nd] is the multi group */
+    uint32_t *multi;               /* slots in the multi group */
+    size_t n_multi, cap_multi;
+    size_t n_liquidatable;
+    size_t max_liquidatable;
+    /* subscribers to state changes */
+    struct { sp_id who; uint16_t kind; } *subs;
+    size_t n_subs;
+    /* oracles read (distinct) */
+    sp_id *oracles;
+    size_t n_oracles;
+    sp_time last_accrue;
+    sp_time refreshed_at;
+    bool fresh;                    /* refreshed at least once */
+    double bad_debt_value;         /* numeraire at write-off */
+    uint64_t n_writeoffs;
+    /* recording */
+    struct sp_rec_table *tab;
+    char **colnames;
+    size_t n_colnames;
+    bool leader;                   /* records /positions, /system, /exposure */
+    struct lend_system *sys;       /* leader only */
+};
+
+/* lending.c: set up the common state once the type filled coll/debt from
+ * its config (tokens, oracles, parameters).  Registers the receipt rate
+ * functions, subscribes to the oracles, creates the indexes. */
+int  lend_init_common(struct lending *L);
+int  lend_start(void *self, struct sp_sim *sim);
+void lend_on_event(void *self, struct sp_sim *sim, struct sp_event *ev);
+void lend_finish(void *self, struct sp_sim *sim);
+void lend_release(void *self);
+/* Accrue interest to now and re-read every price; push changes to the
+ * indexes.  Cheap when nothing changed since the last call at this time. */
+void lend_refresh(struct lending *L);
+/* Position state from the arrays (same order as the index). */
+void lend_position_state(const struct lending *L, size_t slot, struct sp_lending_position *out);
+/* Debt slot j's borrow APR now (pool: kinked in utilization; cdp: fee). */
+double lend_borrow_rate(const struct lending *L, size_t j);
+double lend_utilization(const struct lending *L, size_t j);
+/* Pool receipt exchange rate of slot j (underlying per receipt). */
+double lend_exchange_rate(const struct lending *L, size_t j);
+/* The lending state of entity `proto`, or NULL. */
+struct lending *lend_of(const struct sp_sim *sim, sp_id proto);
+
+/* lending_record.c */
+int  lend_record_start(struct lending *L);
+void lend_record_sample(struct lending *L, sp_time t);
+void lend_record_positions(struct lending *L, sp_time t);
+void lend_record_finish(struct lending *L);
+void lend_record_release(struct lending *L);
+
+/* Shared schema pieces and checks (lending_pool.c / lending_cdp.c). */
+int lend_check_oracle(const struct sp_check_ctx *ctx, const char *key);
+
+/* Event kinds of a protocol entity. */
+enum { LEND_EV_ORACLE = 1, LEND_EV_ACCRUE, LEND_EV_SAMPLE, LEND_EV_POSITIONS };
+
+#endif
