@@ -70,6 +70,8 @@ struct sp_sim {
     struct sp_queue *queue;
     struct sp_entity *ents;
     size_t n_ents, cap_ents;
+    uint32_t *name_ht;             /* open addressing: id + 1, 0 = empty */
+    size_t name_ht_cap;            /* a power of two, at least 2 * n_ents */
     struct sp_rec *rec;
     struct sp_summary_item *summary;
     size_t n_summary, cap_summary;

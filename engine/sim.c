@@ -30,6 +30,37 @@ static int ensure_entities(struct sp_sim *sim)
     return SP_OK;
 }
 
+/* Entity names are found through a hash table (linear probing on the FNV-1a
+ * key that also seeds the entity's stream), so building a world with 10^6
+ * owners costs O(n), not O(n^2) string compares. */
+static size_t name_slot(const char *name, size_t cap)
+{
+    /* FNV-1a's low bits cluster on "owner_0".."owner_999999": mix them up. */
+    uint64_t h = sp_rng_key(name);
+    h ^= h >> 29;
+    return (size_t)((h * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
+}
+
+static void name_ht_put(uint32_t *ht, size_t cap, const char *name, sp_id id)
+{
+    size_t i = name_slot(name, cap);
+    while (ht[i]) i = (i + 1) & (cap - 1);
+    ht[i] = id + 1;
+}
+
+static int name_ht_grow(struct sp_sim *sim)
+{
+    if (2 * (sim->n_ents + 1) <= sim->name_ht_cap) return SP_OK;
+    size_t cap = sim->name_ht_cap ? 2 * sim->name_ht_cap : 64;
+    uint32_t *ht = calloc(cap, sizeof *ht);
+    if (!ht) return SP_ENOMEM;
+    for (size_t i = 0; i < sim->n_ents; i++) name_ht_put(ht, cap, sim->ents[i].name, (sp_id)i);
+    free(sim->name_ht);
+    sim->name_ht = ht;
+    sim->name_ht_cap = cap;
+    return SP_OK;
+}
+
 int sp_sim_create(struct sp_sim **out, uint64_t seed)
 {
     struct sp_sim *sim = calloc(1, sizeof *sim);
@@ -55,6 +86,7 @@ void sp_sim_destroy(struct sp_sim *sim)
         free(e->name);
     }
     free(sim->ents);
+    free(sim->name_ht);
     for (size_t i = 0; i < sim->n_tokens; i++) free(sim->tokens[i]);
     free(sim->tokens);
     free(sim->bal);
@@ -74,6 +106,7 @@ int sp_sim_add_entity(struct sp_sim *sim, const char *name, const struct sp_modu
     if (!name || !*name || !ops) return SP_EINVAL;
     if (sp_sim_find(sim, name) != SP_ID_NONE) return SP_EEXISTS;
     int rc = ensure_entities(sim);
+    if (!rc) rc = name_ht_grow(sim);
     if (rc) return rc;
     struct sp_entity *e = &sim->ents[sim->n_ents];
     memset(e, 0, sizeof *e);
@@ -88,6 +121,7 @@ int sp_sim_add_entity(struct sp_sim *sim, const char *name, const struct sp_modu
         e->owns_state = true;
     }
     sp_rng_init(&e->rng, sim->seed, sp_rng_key(name));
+    name_ht_put(sim->name_ht, sim->name_ht_cap, e->name, (sp_id)sim->n_ents);
     if (out_id) *out_id = (sp_id)sim->n_ents;
     sim->n_ents++;
     sim->tok_refs_ok = false;             /* it may be a reference process */
@@ -220,8 +254,12 @@ void *sp_sim_entity_state(struct sp_sim *sim, sp_id id)
 
 sp_id sp_sim_find(const struct sp_sim *sim, const char *name)
 {
-    for (size_t i = 0; i < sim->n_ents; i++)
-        if (!strcmp(sim->ents[i].name, name)) return (sp_id)i;
+    if (!sim->name_ht_cap) return SP_ID_NONE;
+    size_t mask = sim->name_ht_cap - 1;
+    for (size_t i = name_slot(name, sim->name_ht_cap); sim->name_ht[i]; i = (i + 1) & mask) {
+        sp_id id = sim->name_ht[i] - 1;
+        if (!strcmp(sim->ents[id].name, name)) return id;
+    }
     return SP_ID_NONE;
 }
 
