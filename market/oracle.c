@@ -654,11 +654,14 @@ static void publish(struct oracle *o, sp_time t, double price, double source, sp
 static void poll_source(struct oracle *o, sp_time t)
 {
     double s = read_source(o, t);
+    /* The delivered price ages even while the source has no usable price
+     * (a worthless vault share reads 0): a feed does not publish <= 0 —
+     * Aave's AaveOracle falls back on answers <= 0 — so it goes stale. */
+    if (o->have && t - o->read_t > o->max_age) o->max_age = t - o->read_t;
     if (!(s > 0) || !isfinite(s)) return;
     if (o->have) {
         double dev = fabs(o->delivered - s) / s;
         if (dev > o->max_dev) o->max_dev = dev;
-        if (t - o->read_t > o->max_age) o->max_age = t - o->read_t;
     }
     double factor;
     if (failures_at(o->cfg, t, &factor)) return;

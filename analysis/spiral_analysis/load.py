@@ -57,10 +57,26 @@ def decode_category(codes, flag_values, flag_meanings):
     if len(names) != len(values):
         raise ValueError(f"flag_values ({len(values)}) and flag_meanings "
                          f"({len(names)}) differ in length")
-    lookup = dict(zip(values, range(len(values))))
-    idx = np.fromiter((lookup.get(int(c), -1) for c in np.asarray(codes).ravel()),
-                      dtype=np.int64, count=np.asarray(codes).size)
+    idx = _category_index(np.asarray(codes).ravel(), values)
     return pd.Categorical.from_codes(idx, categories=names)
+
+
+def _category_index(codes, values):
+    """Position of each code in ``values`` (-1 when absent), vectorised: one
+    pass over the codes however many rows (``/positions`` has one row per
+    position per snapshot)."""
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.int64)
+    c = codes.astype(np.int64, copy=False)
+    if vals.size == 0:
+        return np.full(c.shape, -1, dtype=np.int64)
+    order = np.argsort(vals, kind="stable")
+    sv = vals[order]
+    pos = np.searchsorted(sv, c)
+    pos_c = np.minimum(pos, sv.size - 1)
+    hit = sv[pos_c] == c
+    return np.where(hit, order[pos_c], -1).astype(np.int64)
 
 
 def _natural(name):
@@ -174,7 +190,7 @@ class Run:
         """Attributes of a group (e.g. a market's type, base, quote, fee) as a dict."""
         return {k: _py(v) for k, v in self._f[group].attrs.items()}
 
-    def table(self, group, decode=True):
+    def table(self, group, decode=True, columns=None):
         """A table group as a ``pandas.DataFrame``.
 
         Columns are the group's datasets: the dimension scale (``t`` or
@@ -184,6 +200,8 @@ class Run:
         may repeat, e.g. several fills at one instant).  With ``decode``
         (default), category columns become ``pandas.Categorical`` using their
         ``flag_values``/``flag_meanings``; with ``decode=False`` they stay codes.
+        ``columns`` (a list of names) reads only those datasets, in that
+        order — cheaper on long tables such as ``/positions``.
         """
         if group not in self._f or not isinstance(self._f[group], h5py.Group):
             raise KeyError(f"{self.path}: no table group /{group.strip('/')}")
@@ -192,6 +210,11 @@ class Run:
         first = [k for k in names if _py(g[k].attrs.get("CLASS", b"")) == "DIMENSION_SCALE"]
         first += [k for k in ("t_us",) if k in names and k not in first]
         names = first + sorted((k for k in names if k not in first), key=_natural)
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise KeyError(f"{self.path}: /{group.strip('/')} has no column(s) {missing}")
+            names = list(columns)
         cols = {}
         for k in names:
             d = g[k]
@@ -313,3 +336,86 @@ class Run:
         if "summary" not in self._f:
             return {}
         return {k: _py(v) for k, v in sorted(self._f["summary"].attrs.items())}
+
+    # -- lending (docs/output.md: /protocols, /positions, /system, /exposure, /vaults)
+    def protocols(self):
+        """{name: DataFrame} for every /protocols/<name> (one row per sample;
+        ``.attrs["type"]`` is ``pool`` or ``cdp``)."""
+        return {n: self.table(f"protocols/{n}") for n in self.groups("protocols")}
+
+    def protocol_names(self):
+        """Protocol names in code order (the ``flag_meanings`` of
+        ``/positions/protocol``), else the /protocols groups."""
+        if "positions/protocol" in self._f:
+            d = self._f["positions/protocol"]
+            if _is_category(d):
+                names = _py(d.attrs["flag_meanings"])
+                return names.split() if isinstance(names, str) else list(names)
+        return self.groups("protocols")
+
+    def entity_names(self):
+        """{entity id: name} from /entities."""
+        if "entities" not in self._f:
+            return {}
+        ids = self._f["entities/id"][()]
+        d = self._f["entities/name"]
+        if _is_category(d):
+            names = decode_category(d[()], d.attrs["flag_values"], d.attrs["flag_meanings"])
+            names = np.asarray(names.astype(object))
+        else:
+            names = [_py(x) for x in d[()]]
+        return {int(i): str(n) for i, n in zip(ids.tolist(), names)}
+
+    def _with_entity_names(self, df, col, new):
+        """Add ``new``: the entity names of the ids in ``col`` (Categorical,
+        categories in id order; an unknown id is NaN)."""
+        ent = self.entity_names()
+        ids = sorted(ent)
+        df[new] = decode_category(df[col].to_numpy(), ids, [ent[i] for i in ids]) \
+            if ids else pd.Categorical([None] * len(df))
+        return df
+
+    def positions(self, protocol=None, columns=None, owner_names=False):
+        """/positions: one row per live position per snapshot (t, protocol,
+        owner, collateral_value, debt_value, hf, liquidatable, layer);
+        ``protocol`` decoded.  ``protocol`` (a name) keeps that protocol's
+        rows only; ``columns`` reads only those datasets (``t`` and
+        ``protocol`` are added when needed); ``owner_names`` adds
+        ``owner_name`` from /entities.  Empty frame when snapshots are off."""
+        if "positions" not in self._f:
+            raise KeyError(f"{self.path}: no /positions")
+        if columns is not None:
+            columns = list(columns)
+            need = ["t"] + (["protocol"] if protocol is not None else []) + \
+                   (["owner"] if owner_names else [])
+            columns = [c for c in need if c not in columns] + columns
+        df = self.table("positions", columns=columns)
+        if protocol is not None:
+            if protocol not in self.protocol_names():
+                raise KeyError(f"{self.path}: no protocol {protocol!r} in /positions "
+                               f"(have {self.protocol_names()})")
+            df = df[np.asarray(df["protocol"] == protocol)].reset_index(drop=True)
+            df.attrs.update({"group": "/positions", "protocol": protocol})
+        if owner_names:
+            self._with_entity_names(df, "owner", "owner_name")
+        return df
+
+    def system(self):
+        """/system: total collateral, debt, bad debt, the Collateral Multiplier
+        and ``leverage_layer_<k>`` per sample."""
+        return self.table("system")
+
+    def exposure(self):
+        """/exposure with ``holder`` and ``token`` decoded, plus ``issuer_name``
+        (the issuer entity's name from /entities)."""
+        df = self.table("exposure")
+        return self._with_entity_names(df, "issuer", "issuer_name")
+
+    def vaults(self):
+        """{name: DataFrame} for every /vaults/<name> (``.attrs``: asset, share,
+        debt, protocol, venue, target_leverage, band)."""
+        return {n: self.table(f"vaults/{n}") for n in self.groups("vaults")}
+
+    def has(self, group):
+        """Whether the file holds the table group (e.g. "positions")."""
+        return group.strip("/") in self._f and isinstance(self._f[group.strip("/")], h5py.Group)

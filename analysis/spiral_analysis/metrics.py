@@ -12,7 +12,10 @@ import pandas as pd
 
 __all__ = ["drawdown", "max_drawdown", "asof", "UnderWater", "time_under_water",
            "oracle_delivered", "oracle_vs_source", "oracle_publication_stats",
-           "volume_by_cause", "trades_over_time", "quote_volume"]
+           "volume_by_cause", "trades_over_time", "quote_volume",
+           "collateral_multiplier", "multiplier_series", "max_collateral_multiplier",
+           "HF_QUANTILES", "hf_quantiles", "hf_at", "bad_debt_over_time",
+           "share_price_drawdown", "max_share_price_drawdown", "aggregate_extremes"]
 
 
 # -- drawdown --------------------------------------------------------------
@@ -233,3 +236,188 @@ def trades_over_time(trades, bin_seconds, value="n_trades", t_end=None):
     table.index.name = "t"
     table.columns.name = "cause"
     return table
+
+
+# -- lending -----------------------------------------------------------------
+def collateral_multiplier(collateral, debt):
+    """The Collateral Multiplier C / (C − D) (DESIGN §2), elementwise.
+
+    1 without borrowing; n loops at LTV λ give (1 − λⁿ⁺¹)/(1 − λ).  +inf when
+    0 < C ≤ D (equity gone); 1 when nothing is posted (C = 0, e.g. before the
+    first deposit) — the convention spiral writes in ``/system``.  NaN in,
+    NaN out.
+    """
+    c = np.asarray(collateral, dtype=float)
+    d = np.asarray(debt, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = c / (c - d)
+    m = np.where(c <= d, np.where(c > 0, np.inf, 1.0), m)
+    return np.where(np.isnan(c) | np.isnan(d), np.nan, m)
+
+
+def multiplier_series(system):
+    """The ``/system`` leverage columns as one frame indexed by t:
+    ``collateral_multiplier`` (as written), ``recomputed`` (C / (C − D) from
+    ``total_collateral`` and ``total_debt``), ``equity`` = C − D and every
+    ``leverage_layer_<k>`` (NaN: no position on that layer)."""
+    t = np.asarray(system["t"], dtype=float)
+    out = pd.DataFrame(index=pd.Index(t, name="t"))
+    out["collateral_multiplier"] = np.asarray(system["collateral_multiplier"], dtype=float)
+    c = np.asarray(system["total_collateral"], dtype=float)
+    d = np.asarray(system["total_debt"], dtype=float)
+    out["recomputed"] = collateral_multiplier(c, d)
+    out["equity"] = c - d
+    for k in sorted((k for k in system.columns if str(k).startswith("leverage_layer_")),
+                    key=lambda k: int(str(k).rsplit("_", 1)[1])):
+        out[k] = np.asarray(system[k], dtype=float)
+    return out
+
+
+def max_collateral_multiplier(system):
+    """(value, t) of the highest ``collateral_multiplier`` over the samples
+    (+inf counts: equity gone).  The run's ``/summary``
+    ``max_collateral_multiplier`` is the same maximum over the same samples.
+    (NaN, NaN) when empty or all NaN."""
+    m = np.asarray(system["collateral_multiplier"], dtype=float)
+    if m.size == 0 or np.all(np.isnan(m)):
+        return float("nan"), float("nan")
+    i = int(np.nanargmax(m))
+    return float(m[i]), float(np.asarray(system["t"], dtype=float)[i])
+
+
+HF_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _qname(q):
+    return "q%02d" % round(100 * q) if abs(100 * q - round(100 * q)) < 1e-9 else f"q{100 * q:g}"
+
+
+def hf_quantiles(positions, quantiles=HF_QUANTILES, by_protocol=False):
+    """Health-factor distribution per snapshot of ``/positions``.
+
+    One row per snapshot time ``t`` (and per ``protocol`` with
+    ``by_protocol=True``; index (protocol, t)), columns:
+
+    n_positions     live positions in the snapshot
+    n_debt          those with a finite HF (with debt; HF = +inf without)
+    n_liquidatable  rows with ``liquidatable`` = 1 (HF < 1)
+    share_liquidatable  n_liquidatable / n_positions (as /protocols'
+                    n_liquidatable / n_positions)
+    collateral_value, debt_value   sums over the snapshot
+    q05 .. q95      quantiles of the finite HFs (numpy's default linear
+                    interpolation; NaN when no position has debt)
+
+    Works on tens of millions of rows: one sort and numpy per group.
+    """
+    t = np.asarray(positions["t"], dtype=float)
+    hf = np.asarray(positions["hf"], dtype=float)
+    liq = np.asarray(positions["liquidatable"]).astype(np.int64)
+    coll = np.asarray(positions["collateral_value"], dtype=float)
+    debt = np.asarray(positions["debt_value"], dtype=float)
+    qcols = [_qname(q) for q in quantiles]
+    if by_protocol:
+        proto = pd.Categorical(positions["protocol"])
+        pc = proto.codes.astype(np.int64)
+        cats = list(proto.categories)
+    else:
+        pc = np.zeros(t.size, dtype=np.int64)
+        cats = [None]
+    # group keys: (protocol code, t) in sorted order
+    order = np.lexsort((t, pc))
+    pc_s, t_s = pc[order], t[order]
+    if t.size:
+        brk = np.flatnonzero((np.diff(pc_s) != 0) | (np.diff(t_s) != 0)) + 1
+        starts = np.concatenate(([0], brk))
+        ends = np.concatenate((brk, [t.size]))
+    else:
+        starts = ends = np.zeros(0, dtype=np.int64)
+    hf_s, liq_s, c_s, d_s = hf[order], liq[order], coll[order], debt[order]
+    n = ends - starts
+    rows = {"n_positions": n,
+            "n_debt": np.add.reduceat(np.isfinite(hf_s).astype(np.int64), starts) if n.size else n,
+            "n_liquidatable": np.add.reduceat(liq_s, starts) if n.size else n,
+            "collateral_value": np.add.reduceat(c_s, starts) if n.size else np.zeros(0),
+            "debt_value": np.add.reduceat(d_s, starts) if n.size else np.zeros(0)}
+    qv = np.full((n.size, len(quantiles)), np.nan)
+    for g, (a, b) in enumerate(zip(starts, ends)):
+        h = hf_s[a:b]
+        h = h[np.isfinite(h)]
+        if h.size:
+            qv[g] = np.quantile(h, quantiles)
+    df = pd.DataFrame(rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df.insert(3, "share_liquidatable", df["n_liquidatable"] / df["n_positions"])
+    for j, c in enumerate(qcols):
+        df[c] = qv[:, j]
+    tt = t_s[starts] if n.size else np.zeros(0)
+    if by_protocol:
+        df.index = pd.MultiIndex.from_arrays(
+            [pd.Categorical.from_codes(pc_s[starts] if n.size else np.zeros(0, int), categories=cats),
+             tt], names=["protocol", "t"])
+    else:
+        df.index = pd.Index(tt, name="t")
+    df.attrs["quantiles"] = tuple(quantiles)
+    return df
+
+
+def hf_at(hfq, which="first"):
+    """The ``hf_quantiles`` row(s) of the first or last snapshot (per
+    protocol if the frame has a protocol level)."""
+    if isinstance(hfq.index, pd.MultiIndex):
+        g = hfq.groupby(level="protocol", observed=True)
+        return g.head(1) if which == "first" else g.tail(1)
+    return hfq.iloc[:1] if which == "first" else hfq.iloc[-1:]
+
+
+def bad_debt_over_time(protocols, system=None):
+    """Bad debt written off so far, per protocol, on the union of their
+    sample times (each protocol's series held constant between its samples;
+    NaN before its first sample).  ``protocols`` is ``{name: /protocols/<name>
+    frame}`` (``Run.protocols()``).  Columns: one per protocol, ``total``
+    (their sum) and, when ``system`` is given, ``system_total`` (its
+    ``total_bad_debt``).  Indexed by t."""
+    grids = [np.asarray(df["t"], dtype=float) for df in protocols.values()]
+    if system is not None:
+        grids.append(np.asarray(system["t"], dtype=float))
+    t = np.unique(np.concatenate(grids)) if grids else np.zeros(0)
+    out = pd.DataFrame(index=pd.Index(t, name="t"))
+    for name, df in protocols.items():
+        out[name] = asof(t, df["t"], df["bad_debt"])
+    out["total"] = out[list(protocols)].sum(axis=1, min_count=1) if protocols else np.nan
+    if system is not None:
+        out["system_total"] = asof(t, system["t"], system["total_bad_debt"])
+    return out
+
+
+def share_price_drawdown(vault):
+    """Drawdown of a vault's share price at each sample (``drawdown``:
+    1 − price / running peak; above 1 once the share price is negative,
+    i.e. NAV < 0)."""
+    return drawdown(np.asarray(vault["share_price"], dtype=float))
+
+
+def max_share_price_drawdown(vault):
+    """Largest share-price drawdown of a /vaults/<name> table (over samples;
+    the summary's ``min_share_price_<name>`` also sees operations)."""
+    return max_drawdown(np.asarray(vault["share_price"], dtype=float))
+
+
+def aggregate_extremes(df, columns=None):
+    """Start, min, max and end of each numeric column of a sampled table
+    (e.g. a ``/protocols/<name>`` frame), NaN skipped: a DataFrame indexed by
+    column with ``start``, ``min``, ``t_min``, ``max``, ``t_max``, ``end``."""
+    t = np.asarray(df["t"], dtype=float)
+    cols = columns or [c for c in df.columns if c not in ("t", "t_us")
+                       and np.issubdtype(np.asarray(df[c]).dtype, np.number)]
+    rows = {}
+    for c in cols:
+        v = np.asarray(df[c], dtype=float)
+        ok = ~np.isnan(v)
+        if not ok.any():
+            rows[c] = dict(start=np.nan, min=np.nan, t_min=np.nan, max=np.nan, t_max=np.nan, end=np.nan)
+            continue
+        i, j = int(np.nanargmin(v)), int(np.nanargmax(v))
+        rows[c] = dict(start=float(v[ok][0]), min=float(v[i]), t_min=float(t[i]),
+                       max=float(v[j]), t_max=float(t[j]), end=float(v[ok][-1]))
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["start", "min", "t_min", "max", "t_max", "end"])

@@ -9,6 +9,16 @@ Every function takes a ``Run`` and returns a ``matplotlib.figure.Figure``
 - ``trades_by_cause``: trade count and quote volume per time bin, stacked by cause.
 - ``oracle_vs_venue``: one oracle's delivered price against its source venue and
   the reference, with the deviations in percent underneath.
+- ``collateral_multiplier``: /system's Collateral Multiplier and per-layer
+  leverage (top), total collateral, debt and bad debt (bottom).
+- ``hf_distribution``: /positions' health factors per snapshot as a fan chart
+  (5–95 % and 25–75 % bands, median) on a log axis with HF = 1, and the share
+  of liquidatable positions; one column per protocol.
+- ``protocols``: per /protocols/<name>: collateral and debt, utilization and
+  borrow rate (pool) or debt per collateral type (cdp), receipt exchange rate
+  (pool) or surplus (cdp), bad debt and liquidatable positions.
+- ``vaults``: per /vaults/<name>: share price (with its drawdown), leverage
+  against the target band, NAV / collateral / debt.
 """
 import matplotlib
 
@@ -191,5 +201,249 @@ def oracle_vs_venue(run, oracle):
     ax2.set_xlabel(xlabel)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- lending -----------------------------------------------------------------
+def _finite_or_clip(v, cap):
+    """(values with +inf replaced by ``cap``, mask of those that were inf)."""
+    v = np.asarray(v, dtype=float)
+    inf = np.isposinf(v)
+    return np.where(inf, cap, v), inf
+
+
+def _log_ok(*arrays):
+    vals = np.concatenate([np.asarray(a, float).ravel() for a in arrays]) if arrays else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    return vals.size > 0 and np.all(vals > 0) and vals.max() / vals.min() > 20
+
+
+def collateral_multiplier(run):
+    """/system: the Collateral Multiplier C/(C−D) and ``leverage_layer_<k>``
+    over time (top; +inf — equity gone — drawn as triangles at the top
+    edge; log scale when the range is wide), total collateral, debt and bad
+    debt (bottom).  None without /system rows."""
+    if not run.has("system"):
+        return None
+    sysdf = run.system()
+    if len(sysdf) == 0:
+        return None
+    ms = metrics.multiplier_series(sysdf)
+    div, xlabel = time_scale(_t_end(run))
+    x = ms.index.to_numpy() / div
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 2]})
+    series = [("collateral_multiplier", "system C/(C−D)", dict(color="black", lw=2.0))]
+    layers = [c for c in ms.columns if c.startswith("leverage_layer_")]
+    for k, c in enumerate(layers):
+        if ms[c].notna().any():
+            series.append((c, f"layer {c.rsplit('_', 1)[1]}", dict(color=f"C{k}", lw=1.2, ls="--")))
+    finite = np.concatenate([ms[c].to_numpy()[np.isfinite(ms[c].to_numpy())] for c, _, _ in series])
+    top = (finite.max() if finite.size else 1.0) * 1.15
+    for c, label, kw in series:
+        y, inf = _finite_or_clip(ms[c], top)
+        ax.step(x, np.where(inf, np.nan, y), where="post", label=label, **kw)
+        if inf.any():
+            ax.plot(x[inf], y[inf], "^", color=kw["color"], ms=5,
+                    label=f"{label}: +inf (C ≤ D) at {int(inf.sum())} samples")
+    vmax, tmax = metrics.max_collateral_multiplier(sysdf)
+    if np.isfinite(vmax):
+        ax.plot([tmax / div], [vmax], "o", color="C3", ms=7, zorder=5, label=f"max {vmax:.3g}")
+    ax.axhline(1, color="grey", lw=0.8)
+    if _log_ok(finite):
+        ax.set_yscale("log")
+    ax.set_ylabel("collateral multiplier C/(C−D)")
+    ax.set_title(f"{run.name}: collateral multiplier (seed {run.seed})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    ax2.step(x, sysdf["total_collateral"], where="post", color="C0", label="total collateral C")
+    ax2.step(x, sysdf["total_debt"], where="post", color="C3", label="total debt D")
+    ax2.step(x, sysdf["total_collateral"] - sysdf["total_debt"], where="post", color="C2", lw=1,
+             ls=":", label="equity C − D")
+    if (sysdf["total_bad_debt"] > 0).any():
+        ax2.step(x, sysdf["total_bad_debt"], where="post", color="black", label="bad debt (cumulative)")
+    ax2.set_ylabel("value (USD)")
+    ax2.set_xlabel(xlabel)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def hf_distribution(run, quantiles=metrics.HF_QUANTILES):
+    """Health factors over time, one column per protocol in /positions: a
+    fan chart of the finite HFs (outer band q05–q95, inner q25–q75, median
+    line; log y) with the HF = 1 line (top) and the share of liquidatable
+    positions per snapshot with the number of positions (bottom).  None
+    without /positions rows."""
+    if not run.has("positions"):
+        return None
+    pos = run.positions(columns=["protocol", "hf", "liquidatable", "collateral_value", "debt_value"])
+    if len(pos) == 0:
+        return None
+    hq = metrics.hf_quantiles(pos, quantiles=quantiles, by_protocol=True)
+    protos = [p for p in hq.index.get_level_values("protocol").categories
+              if p in set(hq.index.get_level_values("protocol"))]
+    div, xlabel = time_scale(_t_end(run))
+    qc = [c for c in hq.columns if c.startswith("q")]
+    fig, axes = plt.subplots(2, len(protos), figsize=(max(11, 6 * len(protos)), 7.5), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    for j, p in enumerate(protos):
+        h = hq.xs(p, level="protocol")
+        x = h.index.to_numpy() / div
+        ax, ax2 = axes[0, j], axes[1, j]
+        lo, hi = qc[0], qc[-1]
+        pct = lambda c: c[1:].lstrip("0") or "0"  # noqa: E731  "q05" -> "5"
+        ax.fill_between(x, h[lo], h[hi], step="post", color="C0", alpha=0.2,
+                        label=f"{pct(lo)}–{pct(hi)} %")
+        if len(qc) >= 4:
+            ax.fill_between(x, h[qc[1]], h[qc[-2]], step="post", color="C0", alpha=0.35,
+                            label=f"{pct(qc[1])}–{pct(qc[-2])} %")
+        mid = qc[len(qc) // 2]
+        ax.step(x, h[mid], where="post", color="C0", lw=1.6,
+                label="median" if pct(mid) == "50" else f"{pct(mid)} %")
+        ax.axhline(1.0, color="C3", lw=1.2, ls="--", label="HF = 1")
+        vals = h[qc].to_numpy()
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if vals.size:
+            ax.set_yscale("log")
+            ax.set_ylim(min(vals.min(), 1.0) / 1.15, max(vals.max(), 1.0) * 1.15)
+        ptype = run.group_attrs(f"protocols/{p}").get("type") if run.has(f"protocols/{p}") else None
+        ax.set_title(f"{run.name}: health factors, {p}" + (f" ({ptype})" if ptype else ""))
+        ax.set_ylabel("health factor (finite HFs, log)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="best")
+        ax2.step(x, 100 * h["share_liquidatable"], where="post", color="C3", label="liquidatable (%)")
+        ax2.set_ylabel("liquidatable (%)", color="C3")
+        ax2.set_ylim(0, max(5.0, 105 * float(np.nanmax(h["share_liquidatable"])) if len(h) else 5.0))
+        ax3 = ax2.twinx()
+        ax3.step(x, h["n_positions"], where="post", color="grey", lw=1, label="positions")
+        ax3.set_ylabel("positions", color="grey")
+        ax3.set_ylim(0, max(1, h["n_positions"].max()) * 1.1)
+        ax2.set_xlabel(xlabel)
+        ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def protocols(run):
+    """One row per /protocols/<name>: collateral and debt (with bad debt);
+    utilization and borrow rate per borrowable token (pool) or debt per
+    collateral type (cdp); receipt exchange rates (pool) or the surplus
+    buffer (cdp); positions and liquidatable positions.  None without
+    protocols."""
+    prots = run.protocols() if run.has("protocols") else {}
+    prots = {k: v for k, v in prots.items() if len(v)}
+    if not prots:
+        return None
+    div, xlabel = time_scale(_t_end(run))
+    fig, axes = plt.subplots(len(prots), 4, figsize=(17, 3.6 * len(prots)), squeeze=False)
+    for i, (name, df) in enumerate(prots.items()):
+        x = df["t"].to_numpy() / div
+        typ = df.attrs.get("type")
+        a0, a1, a2, a3 = axes[i]
+        a0.step(x, df["collateral_value"], where="post", color="C0", label="collateral value")
+        a0.step(x, df["debt"], where="post", color="C3", label="debt")
+        a0.set_title(f"{name} ({typ}): collateral and debt")
+        a0.set_ylabel("USD")
+        a0.legend(fontsize=8)
+        if typ == "pool" or any(c.startswith("utilization_") for c in df.columns):
+            for k, c in enumerate(c for c in df.columns if c.startswith("utilization_")):
+                tok = c[len("utilization_"):]
+                a1.step(x, 100 * df[c], where="post", color=f"C{k}", label=f"utilization {tok}")
+                if f"borrow_rate_{tok}" in df:
+                    a1.step(x, 100 * df[f"borrow_rate_{tok}"], where="post", color=f"C{k}", ls="--",
+                            label=f"borrow APR {tok}")
+            a1.set_ylabel("%")
+            a1.set_title(f"{name}: utilization and borrow rate")
+            for k, c in enumerate(c for c in df.columns if c.startswith("exchange_rate_")):
+                a2.step(x, df[c], where="post", color=f"C{k}", label=c)
+            a2.set_title(f"{name}: receipt exchange rate")
+            a2.set_ylabel("token per receipt")
+            a2.ticklabel_format(axis="y", useOffset=False)
+        else:
+            for k, c in enumerate(c for c in df.columns if c.startswith("debt_")):
+                a1.step(x, df[c], where="post", color=f"C{k}", label=c)
+            a1.set_title(f"{name}: debt per collateral type")
+            a1.set_ylabel("stablecoin")
+            a2.step(x, df["reserve"], where="post", color="C2", label="surplus buffer")
+            a2.set_title(f"{name}: surplus buffer")
+            a2.set_ylabel("stablecoin")
+        a3.step(x, df["bad_debt"], where="post", color="black", label="bad debt (cumulative)")
+        a3.set_ylabel("bad debt (USD)")
+        a3b = a3.twinx()
+        a3b.step(x, df["n_liquidatable"], where="post", color="C3", lw=1, label="liquidatable")
+        a3b.step(x, df["n_positions"], where="post", color="grey", lw=1, label="positions")
+        a3b.set_ylabel("positions")
+        a3b.set_ylim(0, max(1, df["n_positions"].max()) * 1.1)
+        a3.set_title(f"{name}: bad debt, liquidatable positions")
+        h1, l1 = a3.get_legend_handles_labels()
+        h2, l2 = a3b.get_legend_handles_labels()
+        a3.legend(h1 + h2, l1 + l2, fontsize=8)
+        for a in (a0, a1, a2, a3):
+            a.grid(alpha=0.3)
+            if a is not a3 and a.get_legend_handles_labels()[0]:
+                a.legend(fontsize=8)
+            a.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def vaults(run):
+    """One row per /vaults/<name>: share price with its drawdown (left),
+    leverage against the target band (+inf when NAV ≤ 0, drawn as triangles
+    at the top) (middle), NAV, collateral and debt (right).  None without
+    vaults."""
+    vs = run.vaults() if run.has("vaults") else {}
+    vs = {k: v for k, v in vs.items() if len(v)}
+    if not vs:
+        return None
+    div, xlabel = time_scale(_t_end(run))
+    fig, axes = plt.subplots(len(vs), 3, figsize=(16, 3.6 * len(vs)), squeeze=False)
+    for i, (name, df) in enumerate(vs.items()):
+        a = df.attrs
+        x = df["t"].to_numpy() / div
+        a0, a1, a2 = axes[i]
+        a0.step(x, df["share_price"], where="post", color="C0", label="share price")
+        a0.axhline(0, color="grey", lw=0.8)
+        a0.set_ylabel(f"{a.get('asset', 'asset')} per share")
+        a0b = a0.twinx()
+        dd = 100 * metrics.share_price_drawdown(df)
+        a0b.fill_between(x, 0, dd, step="post", color="C3", alpha=0.15, label="drawdown")
+        a0b.set_ylim(0, max(5.0, 1.05 * float(np.nanmax(dd)) if np.isfinite(dd).any() else 5.0))
+        a0b.set_ylabel("drawdown (%)", color="C3")
+        a0.set_title(f"vault {name}: share price (max drawdown "
+                     f"{100 * metrics.max_share_price_drawdown(df):.1f} %)")
+        lev = df["leverage"].to_numpy(dtype=float)
+        fin = lev[np.isfinite(lev)]
+        tgt = a.get("target_leverage")
+        band = a.get("band", 0.0) or 0.0
+        top = max([fin.max() if fin.size else 1.0] + ([tgt + band] if tgt else [])) * 1.15
+        y, inf = _finite_or_clip(lev, top)
+        a1.step(x, np.where(inf, np.nan, y), where="post", color="C1", label="leverage")
+        if inf.any():
+            a1.plot(x[inf], y[inf], "^", color="C1", ms=4, label="+inf (NAV ≤ 0)")
+        if tgt:
+            a1.axhspan(tgt - band, tgt + band, color="C2", alpha=0.15, label=f"target {tgt:g} ± {band:g}")
+            a1.axhline(tgt, color="C2", lw=1)
+        a1.set_title(f"vault {name}: leverage (collateral / NAV)")
+        a1.set_ylabel("x")
+        a2.step(x, df["nav"], where="post", color="black", label="NAV")
+        a2.step(x, df["collateral"], where="post", color="C0", label="collateral")
+        a2.step(x, df["idle"], where="post", color="C2", lw=0.8, label="idle")
+        a2.set_ylabel(a.get("asset", "asset"))
+        a2b = a2.twinx()
+        a2b.step(x, df["debt"], where="post", color="C3", ls="--", label=f"debt ({a.get('debt', '')})")
+        a2b.set_ylabel(f"debt ({a.get('debt', '')})", color="C3")
+        a2.set_title(f"vault {name}: NAV, collateral, debt (on {a.get('protocol', '?')})")
+        h1, l1 = a2.get_legend_handles_labels()
+        h2, l2 = a2b.get_legend_handles_labels()
+        a2.legend(h1 + h2, l1 + l2, fontsize=8)
+        for ax in (a0, a1):
+            ax.legend(fontsize=8, loc="best")
+        for ax in (a0, a1, a2):
+            ax.grid(alpha=0.3)
+            ax.set_xlabel(xlabel)
     fig.tight_layout()
     return fig

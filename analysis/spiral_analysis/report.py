@@ -122,6 +122,8 @@ def build(run, out_dir):
     else:
         B.append(("p", "No trades in this run."))
 
+    B += _lending_blocks(run, summ)
+
     # figures
     B.append(("h2", "Figures"))
     figs = [("price_paths.png", lambda: plots.price_paths(run),
@@ -132,6 +134,21 @@ def build(run, out_dir):
     for o in oracles:
         figs.append((f"oracle_{o}.png", (lambda o=o: plots.oracle_vs_venue(run, o)),
                      f"Oracle {o}: delivered price vs its source and the reference; deviations in %."))
+    figs += [
+        ("collateral_multiplier.png", lambda: plots.collateral_multiplier(run),
+         "Collateral Multiplier C/(C−D) of the system and per valuation-graph layer "
+         "(+inf — equity gone — as triangles); total collateral, debt and bad debt below."),
+        ("hf_distribution.png", lambda: plots.hf_distribution(run),
+         "Health factors per position snapshot: 5–95 % and 25–75 % bands and median of the "
+         "finite HFs (log scale), HF = 1 dashed; share of liquidatable positions below."),
+        ("protocols.png", lambda: plots.protocols(run),
+         "Lending protocols: collateral and debt; utilization and borrow APR (pool) or debt "
+         "per collateral type (cdp); receipt exchange rate (pool) or surplus (cdp); bad debt "
+         "and liquidatable positions."),
+        ("vaults.png", lambda: plots.vaults(run),
+         "Vaults: share price and its drawdown; leverage against the target band; NAV, "
+         "collateral and debt."),
+    ]
     for fname, make, caption in figs:
         fig = make()
         if fig is None:
@@ -142,6 +159,120 @@ def build(run, out_dir):
     if summ:
         B.append(("h2", "/summary"))
         B.append(("table", ["metric", "value"], [[k, _fmt(v)] for k, v in summ.items()]))
+    return B
+
+
+def _tfmt(t):
+    if t is None or (isinstance(t, float) and math.isnan(t)):
+        return "–"
+    return f"{float(t) / 86400:.2f} d" if float(t) >= 3 * 86400 else _hours(float(t))
+
+
+def _lending_blocks(run, summ):
+    """Blocks for /protocols, /system, /positions, /vaults and /exposure
+    (nothing for a run without them)."""
+    B = []
+    prots = {k: v for k, v in run.protocols().items() if len(v)} if run.has("protocols") else {}
+    if prots:
+        B.append(("h2", "Lending protocols"))
+        B.append(("p", "Aggregates of each `/protocols/<name>` table at the first sample, their "
+                       "minimum and maximum (with the time), and at the last sample; values at the "
+                       "protocol's oracle prices (USD)."))
+        for name, df in prots.items():
+            ag = metrics.aggregate_extremes(df)
+            rows = [[c, _fmt(r.start), f"{_fmt(r['min'])} ({_tfmt(r.t_min)})",
+                     f"{_fmt(r['max'])} ({_tfmt(r.t_max)})", _fmt(r.end)] for c, r in ag.iterrows()]
+            for k in ("bad_debt", "socialized", "n_positions", "liquidatable", "max_liquidatable"):
+                if f"{k}_{name}" in summ:
+                    rows.append([f"`/summary` {k}_{name}", "", "", "", _fmt(summ[f"{k}_{name}"])])
+            B.append(("p", f"**{name}** ({df.attrs.get('type')}, {len(df)} samples)"))
+            B.append(("table", ["column", "start", "min (at)", "max (at)", "end"], rows))
+        bd = metrics.bad_debt_over_time(prots, run.system() if run.has("system") else None)
+        if len(bd):
+            last = bd.iloc[-1]
+            B.append(("p", "Bad debt written off by the end: " + ", ".join(
+                f"{c} {_fmt(float(last[c]))}" for c in bd.columns) + "."))
+
+    if run.has("system") and len(run.h5["system/t"]):
+        sysdf = run.system()
+        ms = metrics.multiplier_series(sysdf)
+        B.append(("h2", "System leverage"))
+        vmax, tmax = metrics.max_collateral_multiplier(sysdf)
+        B.append(("p", f"Collateral Multiplier C/(C−D) over {len(sysdf)} `/system` samples: max "
+                       f"{_fmt(vmax)} at {_tfmt(tmax)} (`/summary` max_collateral_multiplier "
+                       f"{_fmt(summ.get('max_collateral_multiplier', float('nan')))}). "
+                       "+inf: collateral ≤ debt."))
+        rows = []
+        for c in ["collateral_multiplier"] + [c for c in ms.columns if c.startswith("leverage_layer_")]:
+            v = ms[c].to_numpy()
+            ok = ~np.isnan(v)
+            if not ok.any():
+                rows.append([c, "–", "–", "–", "no position"])
+                continue
+            i = int(np.nanargmax(v))
+            rows.append([c, _fmt(float(v[ok][0])), _fmt(float(v[i])), _tfmt(float(ms.index[i])),
+                         _fmt(float(v[ok][-1]))])
+        for c in ("total_collateral", "total_debt", "total_bad_debt"):
+            v = sysdf[c].to_numpy(dtype=float)
+            i = int(np.nanargmax(v)) if len(v) else 0
+            rows.append([c, _fmt(float(v[0])), _fmt(float(v[i])), _tfmt(float(sysdf["t"].iloc[i])),
+                         _fmt(float(v[-1]))])
+        B.append(("table", ["series", "start", "max", "at", "end"], rows))
+
+    if run.has("positions") and len(run.h5["positions/t"]):
+        pos = run.positions(columns=["protocol", "hf", "liquidatable", "collateral_value",
+                                     "debt_value"])
+        hq = metrics.hf_quantiles(pos, by_protocol=True)
+        qc = [c for c in hq.columns if c.startswith("q")]
+        B.append(("h2", "Health factors"))
+        B.append(("p", f"`/positions`: {len(pos)} rows, "
+                       f"{hq.index.get_level_values('t').nunique()} snapshots. Quantiles over the "
+                       "positions with debt (finite HF) at the first and last snapshot of each "
+                       "protocol; liquidatable = HF < 1."))
+        rows = []
+        for which in ("first", "last"):
+            for (p, t), r in metrics.hf_at(hq, which).iterrows():
+                rows.append([str(p), which, _tfmt(t), str(int(r.n_positions)), str(int(r.n_debt)),
+                             f"{int(r.n_liquidatable)} ({100 * r.share_liquidatable:.1f} %)",
+                             _fmt(float(r.debt_value))] + [_fmt(float(r[c])) for c in qc])
+        rows.sort(key=lambda r: r[0])
+        B.append(("table", ["protocol", "snapshot", "t", "positions", "with debt", "liquidatable",
+                            "debt"] + [f"HF {c[1:].lstrip('0')} %" for c in qc], rows))
+        worst = hq["share_liquidatable"].groupby(level="protocol", observed=True).max()
+        B.append(("p", "Largest share liquidatable at a snapshot: " + ", ".join(
+            f"{p} {100 * v:.1f} %" for p, v in worst.items()) + "."))
+
+    vs = {k: v for k, v in run.vaults().items() if len(v)} if run.has("vaults") else {}
+    if vs:
+        B.append(("h2", "Vaults"))
+        B.append(("p", "Share price in asset per share (NAV / shares, at the protocol's oracle "
+                       "prices); drawdown = 1 − price / running peak over the samples (above 100 % "
+                       "once NAV < 0); leverage = collateral / NAV (+inf when NAV ≤ 0)."))
+        rows = []
+        for name, df in vs.items():
+            sp = df["share_price"].to_numpy(dtype=float)
+            lev = df["leverage"].to_numpy(dtype=float)
+            rows.append([name, str(df.attrs.get("asset")), str(df.attrs.get("protocol")),
+                         _fmt(df.attrs.get("target_leverage", float("nan"))),
+                         _fmt(float(sp[0])), _fmt(float(np.nanmin(sp))), _fmt(float(sp[-1])),
+                         _fmt(metrics.max_share_price_drawdown(df)),
+                         _fmt(summ.get(f"min_share_price_{name}", float("nan"))),
+                         _fmt(float(lev[0])), _fmt(float(np.nanmax(lev))), _fmt(float(lev[-1])),
+                         _fmt(float(df["nav"].iloc[-1]))])
+        B.append(("table", ["vault", "asset", "protocol", "target", "share price start", "min", "end",
+                            "max drawdown", "min_share_price (summary)", "leverage start", "max",
+                            "end", "NAV end"], rows))
+
+    if run.has("exposure") and len(run.h5["exposure/t"]):
+        ex = run.exposure()
+        tl = float(ex["t"].iloc[-1])
+        last = ex[ex["t"] == tl]
+        B.append(("h2", "Exposure"))
+        B.append(("p", f"Issued tokens posted as collateral at the last `/exposure` sample "
+                       f"({_tfmt(tl)}); {len(ex)} rows in all."))
+        B.append(("table", ["holder", "token", "issuer", "value"],
+                  [[str(r.holder), str(r.token), str(r.issuer_name), _fmt(float(r.value))]
+                   for r in last.itertuples()]))
     return B
 
 

@@ -132,6 +132,66 @@ agents:
      size: 100, skew: 0.0005, max_inventory: 3000}
 """
 
+# Lending, 8 hours (~0.3 s): an Aave-like pool lending USDC against ETH to 40
+# looper positions (lognormal capital, leverage 1.5-4, 40 % inattentive) and an
+# ETH vault (vETH shares, 3x); a Maker-like cdp taking vETH as collateral from a
+# second vault (mETH), so /exposure has rows and /system a layer-1 leverage.
+# ETH falls 35 % over an hour from t = 2 h: loopers become liquidatable (no
+# liquidator in the scenario), the 3x vault's NAV goes negative.  Position
+# snapshots every 30 min, samples every 10 min.
+LENDING_YAML = """\
+name: test_lending
+seed: 4
+horizon: 8h
+output:
+  sample_every: 10m
+tokens:
+  - {name: ETH, kind: base}
+  - {name: USDC, kind: stable}
+  - {name: DAI, kind: stable}
+  - {name: aUSDC, kind: receipt, underlying: USDC, issuer: aave}
+  - {name: vETH, kind: vault_share, underlying: ETH, issuer: vault}
+  - {name: mETH, kind: vault_share, underlying: vETH, issuer: mvault}
+references:
+  - type: gbm
+    asset: ETH
+    initial: 2000
+    volatility: 40%
+    step: 1m
+    shocks:
+      - {at: 2h, drop: 35%, over: 1h}
+markets:
+  - {type: cpmm, name: pool, base: ETH, quote: USDC, reserve_base: 20000, reserve_quote: 40000000, fee: 0.3%}
+  - {type: cpmm, name: dpool, base: vETH, quote: DAI, reserve_base: 50, reserve_quote: 58500, fee: 0.3%}
+oracles:
+  - {type: chainlink, name: eth_usd, poll: 12s, deviation: 0.5%, heartbeat: 1h, source: {type: reference, of: reference_ETH}}
+  - {type: heartbeat, name: veth_usd, poll: 12s, heartbeat: 1h, source: {type: value, of: vETH}}
+  - {type: heartbeat, name: usdc_usd, poll: 12s, heartbeat: 1h, source: {type: value, of: USDC}}
+protocols:
+  - type: pool
+    name: aave
+    positions_every: 30m
+    assets:
+      - {token: ETH, oracle: eth_usd, ltv: 80%, liquidation_threshold: 85%}
+      - {token: USDC, oracle: usdc_usd, collateral: false, borrowable: true, receipt: aUSDC, initial_supply: 50000000}
+  - type: cdp
+    name: maker
+    stablecoin: DAI
+    positions_every: 30m
+    collaterals:
+      - {token: vETH, oracle: veth_usd, liquidation_ratio: 1.5}
+agents:
+  - {type: arbitrageur, name: arb, venue: pool, poll: 12s, cash: 200000000, inventory: 100000}
+  - {type: looper, name: crowd, count: 40, protocol: aave, collateral: ETH, debt: USDC, venue: pool,
+     capital: {dist: lognormal, mean: 2, sd: 1}, max_slippage: 20%,
+     target_leverage: {dist: uniform, low: 1.5, high: 4}, inattentive: 40%,
+     reaction: {dist: exponential, mean: 300}, hf_low: 1.1, start_spread: 10m}
+  - {type: vault, name: mvault, share: mETH, asset: vETH, protocol: maker, debt: DAI, venue: dpool,
+     target_leverage: 2, seed_capital: 20, max_slippage: 5%}
+  - {type: vault, name: vault, share: vETH, protocol: aave, debt: USDC, venue: pool,
+     target_leverage: 3, band: 0.25, seed_capital: 100}
+"""
+
 
 @pytest.fixture(scope="session")
 def spiral_exe():
@@ -162,3 +222,9 @@ def amm_run(spiral_exe, tmp_path_factory):
 @pytest.fixture(scope="session")
 def lob_run(spiral_exe, tmp_path_factory):
     return run_scenario(spiral_exe, str(tmp_path_factory.mktemp("lob")), "test_lob", LOB_YAML)
+
+
+@pytest.fixture(scope="session")
+def lending_run(spiral_exe, tmp_path_factory):
+    return run_scenario(spiral_exe, str(tmp_path_factory.mktemp("lending")), "test_lending",
+                        LENDING_YAML)
