@@ -57,6 +57,18 @@
  * slippage guard), slippage_<name> (numeraire, at oracle prices), and
  * leverage_mean_<name> (mean final exposure of the members with positive
  * equity).
+ *
+ * Vault shares as collateral.  When `collateral` is a vault_share token
+ * issued by a vault agent, the looper never mints the share (only the vault
+ * mints or burns its shares, agents/vault.c): `capital` and `spare` are
+ * minted in the vault's asset and deposited into the vault at `start`
+ * (sp_vault_deposit) for shares, `venue` trades the vault's *asset* against
+ * the debt token, a loop round buys the asset and deposits it into the
+ * vault, and a deleverage round redeems shares (sp_vault_redeem, which may
+ * make the vault unwind through its own venue) and sells the asset.  Quotes
+ * convert at the vault's share price, the slippage guard prices the asset
+ * at p_share / share price.  This is the second layer of a vault chain:
+ * ETH borrowed against vault shares, looped back into the vault.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -72,6 +84,7 @@
 #include "spiral/sim.h"
 #include "spiral/world.h"
 #include "lending.h"
+#include "vault.h"
 
 enum { EV_START = 1, EV_WATCH = 2, EV_ACT = 3 };
 
@@ -121,6 +134,12 @@ static int looper_check(void *bound, const struct sp_check_ctx *ctx)
     if (sp_world_check_token(ctx, "debt", -1)) rt = SP_ECONFIG;
     if (rt) rc = rt;
     bool same = !strcmp(c->collateral, c->debt);
+    /* A vault share is bought through its vault: the venue trades its asset. */
+    const char *traded = c->collateral;
+    for (size_t i = 0; !rt && i < w->n_tokens; i++)
+        if (w->tokens[i].name && !strcmp(w->tokens[i].name, c->collateral) &&
+            w->tokens[i].kind == SP_TOKEN_VAULT_SHARE && w->tokens[i].underlying)
+            traded = w->tokens[i].underlying;
     if (c->venue) {
         if (sp_world_check_entity(ctx, "venue", w->markets, w->n_markets, "venue", NULL)) {
             rc = SP_ECONFIG;
@@ -134,11 +153,11 @@ static int looper_check(void *bound, const struct sp_check_ctx *ctx)
                               "collateral and debt are both %s: there is nothing to swap, "
                               "remove `venue`", c->debt);
                 rc = SP_ECONFIG;
-            } else if (b && q && !((!strcmp(b, c->collateral) && !strcmp(q, c->debt)) ||
-                                   (!strcmp(b, c->debt) && !strcmp(q, c->collateral)))) {
+            } else if (b && q && !((!strcmp(b, traded) && !strcmp(q, c->debt)) ||
+                                   (!strcmp(b, c->debt) && !strcmp(q, traded)))) {
                 sp_diag_error(ctx->diag, sp_node_get(ctx->node, "venue"),
                               "venue '%s' trades %s/%s, not the looper's pair %s/%s "
-                              "(collateral/debt)", c->venue, b, q, c->collateral, c->debt);
+                              "(collateral/debt)", c->venue, b, q, traded, c->debt);
                 rc = SP_ECONFIG;
             }
         }
@@ -241,6 +260,8 @@ struct looper {
     const struct looper_cfg *cfg;
     sp_id id, proto, venue;
     sp_token coll, debt;
+    sp_id vault;                  /* issuer of a vault-share collateral, else SP_ID_NONE */
+    sp_token traded;              /* what the venue trades for debt: coll, or the vault's asset */
     enum sp_side buy_coll;        /* the side that pays debt for collateral */
     double ltv, lt, haircut;      /* of the collateral */
     double capital, spare_left, target, reaction_s;
@@ -300,17 +321,24 @@ static int looper_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg
     l->lt = ca.lt;
     l->haircut = ca.haircut;
     l->venue = SP_ID_NONE;
+    l->vault = SP_ID_NONE;
+    l->traded = l->coll;
+    if (sp_token_kind(sim, l->coll) == SP_TOKEN_VAULT_SHARE &&
+        sp_vault_is(sim, sp_token_issuer(sim, l->coll))) {
+        l->vault = sp_token_issuer(sim, l->coll);
+        l->traded = sp_token_underlying(sim, l->coll);
+    }
     if (c->venue) {
         l->venue = sp_sim_find(sim, c->venue);
         const struct sp_market_ops *m =
             l->venue == SP_ID_NONE ? NULL : sp_market_ops_of(sim, l->venue);
         sp_token b = -1, q = -1;
         if (m) m->pair(sp_sim_entity_state(sim, l->venue), &b, &q);
-        if (b == l->coll && q == l->debt) l->buy_coll = SP_BUY;
-        else if (b == l->debt && q == l->coll) l->buy_coll = SP_SELL;
+        if (b == l->traded && q == l->debt) l->buy_coll = SP_BUY;
+        else if (b == l->debt && q == l->traded) l->buy_coll = SP_SELL;
         else {
             sp_sim_fail(sim, SP_EINVAL, "%s: venue '%s' does not trade %s against %s", me,
-                        c->venue, c->collateral, c->debt);
+                        c->venue, sp_token_name(sim, l->traded), c->debt);
             return SP_EINVAL;
         }
     }
@@ -349,7 +377,8 @@ static int looper_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg
                     hf_end, c->hf_low);
         return SP_EINVAL;
     }
-    int rc = sp_mint(sim, l->coll, id, l->capital + l->spare_left);
+    /* A vault share is not minted: its asset is, deposited into the vault at start. */
+    int rc = sp_mint(sim, l->traded, id, l->capital + l->spare_left);
     if (rc) sp_sim_fail(sim, rc, "%s: cannot mint its capital: %s", me, sp_strerror(rc));
     return rc;
 }
@@ -399,11 +428,107 @@ static int borrow(struct looper *l, struct sp_sim *sim, double *amt)
     return rc;
 }
 
+/* Collateral per unit of the traded token: 1, or 1 / share price for a
+ * vault share (a deposit of a assets gets a / share price shares). */
+static double coll_per_traded(struct looper *l, struct sp_sim *sim)
+{
+    return l->vault == SP_ID_NONE ? 1.0 : 1.0 / sp_vault_share_price(sim, l->vault);
+}
+
+/* The venue's quote for buying collateral with `amt` debt (out: collateral)
+ * or selling `amt` collateral for debt (out: debt), through the vault when
+ * the collateral is its share.  Nonzero: no quote. */
+static int quote_coll(struct looper *l, struct sp_sim *sim, bool buy, double amt, double *out)
+{
+    const struct sp_market_ops *m = sp_market_ops_of(sim, l->venue);
+    const void *vs = sp_sim_entity_state(sim, l->venue);
+    double k = coll_per_traded(l, sim);
+    if (!(k > 0) || !isfinite(k)) return SP_ERANGE;
+    if (buy) {
+        int rc = m->quote(vs, l->buy_coll, amt, out);
+        if (!rc) *out *= k;
+        return rc;
+    }
+    return m->quote(vs, l->buy_coll == SP_BUY ? SP_SELL : SP_BUY, amt / k, out);
+}
+
+/* A trade through a vault share: debt -> asset on the venue -> deposit into
+ * the vault, or redeem shares -> asset -> debt on the venue.  Same contract
+ * as swap(); on a refusal after a redemption the asset goes back into the
+ * vault and the shares into the wallet (the caller re-deposits them). */
+static int swap_vault(struct looper *l, struct sp_sim *sim, sp_token from, double amt, int cause,
+                      double *out)
+{
+    const char *me = sp_sim_entity_name(sim, l->id);
+    double p_c = sp_lending_price(sim, l->proto, l->coll);
+    double p_d = sp_lending_price(sim, l->proto, l->debt);
+    double sp = sp_vault_share_price(sim, l->vault);
+    double p_a = p_c / sp;                       /* the asset, at the share's oracle price */
+    if (!(p_a > 0) || !isfinite(p_a)) { l->n_reverted++; return SP_ERANGE; }
+    struct sp_swap_result res;
+    int rc;
+    if (from == l->debt) {
+        struct sp_swap req = { .agent = l->id, .side = l->buy_coll, .amount_in = amt,
+                               .min_out = amt * p_d / p_a * (1 - l->cfg->max_slippage),
+                               .cause = cause };
+        rc = sp_market_swap(sim, l->venue, &req, &res);
+        if (rc == SP_ERANGE) { l->n_reverted++; return rc; }
+        if (rc) goto failed;
+        double sh = 0;
+        if ((rc = sp_vault_deposit(sim, l->vault, l->id, res.amount_out, &sh))) {
+            sp_sim_fail(sim, rc, "%s: deposit into vault '%s' failed: %s", me,
+                        sp_sim_entity_name(sim, l->vault), sp_strerror(rc));
+            return rc;
+        }
+        l->slippage += amt * p_d - sh * p_c;
+        *out = sh;
+        return SP_OK;
+    }
+    /* Shares -> debt: check the venue first, so that a refusal moves nothing. */
+    double fair = amt * p_c / p_d, q = 0;
+    if (quote_coll(l, sim, false, amt, &q) || q < fair * (1 - l->cfg->max_slippage)) {
+        l->n_reverted++;
+        return SP_ERANGE;
+    }
+    double held = sp_balance(sim, l->id, l->coll), got = 0;
+    if ((rc = sp_vault_redeem(sim, l->vault, l->id, amt, &got))) {
+        sp_sim_fail(sim, rc, "%s: redeem from vault '%s' failed: %s", me,
+                    sp_sim_entity_name(sim, l->vault), sp_strerror(rc));
+        return rc;
+    }
+    double burned = held - sp_balance(sim, l->id, l->coll);
+    if (!(got > 0)) { l->n_reverted++; return SP_ERANGE; }
+    struct sp_swap req = { .agent = l->id, .side = l->buy_coll == SP_BUY ? SP_SELL : SP_BUY,
+                           .amount_in = got,
+                           .min_out = got * p_a / p_d * (1 - l->cfg->max_slippage),
+                           .cause = cause };
+    rc = sp_market_swap(sim, l->venue, &req, &res);
+    if (rc == SP_ERANGE) {                           /* the redemption moved the venue */
+        l->n_reverted++;
+        rc = sp_vault_deposit(sim, l->vault, l->id, got, NULL);
+        if (rc) {
+            sp_sim_fail(sim, rc, "%s: deposit into vault '%s' failed: %s", me,
+                        sp_sim_entity_name(sim, l->vault), sp_strerror(rc));
+            return rc;
+        }
+        return SP_ERANGE;
+    }
+    if (rc) goto failed;
+    l->slippage += burned * p_c - res.amount_out * p_d;
+    *out = res.amount_out;
+    /* A vault that could not raise it all burned only part: re-post the rest. */
+    return burned < amt ? deposit_free(l, sim) : SP_OK;
+failed:
+    sp_sim_fail(sim, rc, "%s: swap on '%s' failed: %s", me, l->cfg->venue, sp_strerror(rc));
+    return rc;
+}
+
 /* Swap `amt` of `from` into the other token of the pair.  *out gets what
  * came back; SP_ERANGE when the slippage guard refused (nothing moved). */
 static int swap(struct looper *l, struct sp_sim *sim, sp_token from, double amt, int cause,
                 double *out)
 {
+    if (l->vault != SP_ID_NONE) return swap_vault(l, sim, from, amt, cause, out);
     sp_token to = from == l->coll ? l->debt : l->coll;
     double p_in = sp_lending_price(sim, l->proto, from), p_out = sp_lending_price(sim, l->proto, to);
     double fair = amt * p_in / p_out;
@@ -433,14 +558,12 @@ static int swap(struct looper *l, struct sp_sim *sim, sp_token from, double amt,
 static double size_to_target(struct looper *l, struct sp_sim *sim,
                              const struct sp_lending_position *pos, double target, double cap)
 {
-    const struct sp_market_ops *m = sp_market_ops_of(sim, l->venue);
-    const void *vs = sp_sim_entity_state(sim, l->venue);
     double p_c = sp_lending_price(sim, l->proto, l->coll);
     double p_d = sp_lending_price(sim, l->proto, l->debt);
     double lo = 0, hi = cap;
     for (int i = 0; i < 100 && hi - lo > 1e-15 * hi; i++) {
         double mid = 0.5 * (lo + hi), out;
-        if (m->quote(vs, l->buy_coll, mid, &out)) { hi = mid; continue; }
+        if (quote_coll(l, sim, true, mid, &out)) { hi = mid; continue; }
         double f = (1 - target) * (pos->collateral_value + out * p_c) +
                    target * (pos->debt_value + mid * p_d);
         if (f < 0) lo = mid;
@@ -459,15 +582,12 @@ static double size_to_target(struct looper *l, struct sp_sim *sim,
 static double size_to_unwind(struct looper *l, struct sp_sim *sim,
                              const struct sp_lending_position *pos, double e_t, double cap)
 {
-    const struct sp_market_ops *m = sp_market_ops_of(sim, l->venue);
-    const void *vs = sp_sim_entity_state(sim, l->venue);
-    enum sp_side sell = l->buy_coll == SP_BUY ? SP_SELL : SP_BUY;
     double p_c = sp_lending_price(sim, l->proto, l->coll);
     double p_d = sp_lending_price(sim, l->proto, l->debt);
     double lo = 0, hi = cap;
     for (int i = 0; i < 100 && hi - lo > 1e-15 * hi; i++) {
         double mid = 0.5 * (lo + hi), out;
-        if (m->quote(vs, sell, mid, &out)) { hi = mid; continue; }
+        if (quote_coll(l, sim, false, mid, &out)) { hi = mid; continue; }
         double g = (1 - e_t) * (pos->collateral_value - mid * p_c) +
                    e_t * (pos->debt_value - out * p_d);
         if (g > 0) lo = mid;
@@ -564,7 +684,8 @@ static int defend(struct looper *l, struct sp_sim *sim)
         if (l->venue != SP_ID_NONE) {
             rc = swap(l, sim, l->coll, w, SP_CAUSE_DELEVERAGE, &got);
             if (rc == SP_ERANGE) {                         /* refused: put it back */
-                rc = sp_lending_deposit(sim, l->proto, l->id, l->coll, w);
+                rc = l->vault != SP_ID_NONE ? deposit_free(l, sim)
+                                            : sp_lending_deposit(sim, l->proto, l->id, l->coll, w);
                 if (rc) fail(l, sim, rc, "deposit");
                 break;
             }
@@ -609,6 +730,17 @@ static void looper_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
         if (!prices_ready(l, sim)) {          /* the oracles have not delivered yet */
             if (next <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, next);
             return;
+        }
+        if (l->vault != SP_ID_NONE && !l->looped) {   /* buy its shares from the vault */
+            double a = sp_balance(sim, l->id, l->traded), sh = 0;
+            int rc = a > 0 ? sp_vault_deposit(sim, l->vault, l->id, a, &sh) : SP_OK;
+            if (rc) {
+                sp_sim_fail(sim, rc, "%s: deposit into vault '%s' failed: %s",
+                            sp_sim_entity_name(sim, l->id), sp_sim_entity_name(sim, l->vault),
+                            sp_strerror(rc));
+                return;
+            }
+            l->spare_left = a > 0 ? sh * l->spare_left / a : 0;
         }
         if (loop_up(l, sim, l->target, c->loops > 0 ? c->loops : MAX_ROUNDS)) return;
         struct sp_lending_position pos;
