@@ -312,7 +312,12 @@ static int looper_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg
                     c->protocol, c->collateral);
         return SP_EINVAL;
     }
-    if (id_ < 0 || sp_lending_asset_info(sim, l->proto, (size_t)id_, &da) || !da.borrowable) {
+    /* A pool lends its borrowable assets; a cdp mints its stablecoin, which is
+     * not one of its listed assets (a wrong `debt` fails the first borrow,
+     * with the protocol's message). */
+    bool cdp = !strcmp(sp_sim_entity_ops(sim, l->proto)->type, "cdp");
+    if (!cdp &&
+        (id_ < 0 || sp_lending_asset_info(sim, l->proto, (size_t)id_, &da) || !da.borrowable)) {
         sp_sim_fail(sim, SP_EINVAL, "%s: protocol '%s' does not lend %s", me, c->protocol,
                     c->debt);
         return SP_EINVAL;

@@ -669,6 +669,110 @@ static void test_looper_bad_protocol_and_venue_are_reported_with_line(void **sta
     free(msg);
 }
 
+/* ---- (f) a cdp, and vault shares as collateral ------------------------------- */
+
+/* A looper on a Maker-like cdp: DAI is minted, not lent, so it is no listed
+ * asset of the protocol; the looper must still borrow it, buy ETH with it
+ * and reach its target exposure. */
+static void test_looper_loops_on_a_cdp(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "horizon: 2h\n"
+        "output: {sample_every: 1h}\n"
+        "tokens:\n"
+        "  - {name: ETH, kind: base}\n"
+        "  - {name: DAI, kind: stable}\n"
+        "references:\n"
+        "  - {type: gbm, asset: ETH, initial: 2000, step: 1m}\n"
+        "markets:\n"
+        "  - {type: cpmm, name: pool, base: ETH, quote: DAI, reserve_base: 10000,\n"
+        "     reserve_quote: 20000000, fee: 0.3%}\n"
+        "oracles:\n"
+        "  - {type: chainlink, name: eth_usd, deviation: 0.5%, heartbeat: 1h,\n"
+        "     source: {type: reference, of: reference_ETH}}\n"
+        "protocols:\n"
+        "  - type: cdp\n"
+        "    name: maker\n"
+        "    stablecoin: DAI\n"
+        "    collaterals:\n"
+        "      - {token: ETH, oracle: eth_usd, liquidation_ratio: 1.5, stability_fee: 0}\n"
+        "agents:\n"
+        "  - {type: looper, name: lev, protocol: maker, collateral: ETH, debt: DAI, venue: pool,\n"
+        "     capital: 10, target_leverage: 2.5, max_slippage: 5%}\n";
+    struct world w;
+    world_open(&w, "loop_cdp", yaml, false);
+    step_to(&w, SP_HOUR);
+    sp_id maker = id_of(&w, "maker"), lev = id_of(&w, "lev");
+    sp_token eth = tok(&w, "ETH"), dai = tok(&w, "DAI");
+    double coll = sp_lending_collateral(w.sim, maker, lev, eth);
+    double debt = sp_lending_debt(w.sim, maker, lev, dai);
+    assert_true(debt > 0);
+    /* every DAI in existence was minted by the looper's borrowing, or is the pool's */
+    assert_rel(sp_supply(w.sim, dai), 20000000 + debt, 1e-12);
+    struct sp_lending_position p;
+    assert_int_equal(sp_lending_position(w.sim, maker, lev, &p), 0);
+    double exposure = p.collateral_value / (p.collateral_value - p.debt_value);
+    if (!(exposure > 2.2 && exposure < 2.6)) fail_msg("exposure %g coll %g debt %g", exposure, coll, debt);
+    assert_true(coll > 10 * 2.2);
+    /* within the cdp's limit: debt <= value / mat */
+    assert_true(p.debt_value <= p.collateral_value / 1.5 * (1 + 1e-12));
+    world_close(&w);
+}
+
+/* The second layer of a vault chain: a looper whose collateral is a vault's
+ * shares on a second protocol buys the vault's asset and deposits it into
+ * the vault.  The shares are only ever minted by the vault, so the share
+ * price is not diluted: supply × price = NAV. */
+static void test_looper_posts_vault_shares_bought_through_the_vault(void **state)
+{
+    (void)state;
+    static char yaml[8192];
+    snprintf(yaml, sizeof yaml, world_fmt, "", "10000000",
+             "  - {type: vault, name: vault, share: vETH, protocol: aave, debt: USDC,\n"
+             "     venue: pool, target_leverage: 2, max_slippage: 20%}\n"
+             "  - {type: looper, name: lev, protocol: fuse, collateral: vETH, debt: USDC,\n"
+             "     venue: pool, capital: 20, target_leverage: 2, max_slippage: 20%}\n");
+    char text[10000];
+    char *at = strstr(yaml, "references:");
+    char *agents = strstr(yaml, "agents:\n");
+    snprintf(text, sizeof text,
+             "%.*s  - {name: vETH, kind: vault_share, underlying: ETH, issuer: vault}\n"
+             "  - {name: fUSDC, kind: receipt, underlying: USDC, issuer: fuse}\n"
+             "%.*s"
+             "  - {type: heartbeat, name: veth_usd, source: {type: value, of: vETH}}\n"
+             "%.*s"
+             "  - type: pool\n"
+             "    name: fuse\n"
+             "    assets:\n"
+             "      - {token: vETH, oracle: veth_usd, ltv: 0.7, liquidation_threshold: 0.75}\n"
+             "      - {token: USDC, oracle: usdc_usd, collateral: false, borrowable: true,\n"
+             "         receipt: fUSDC, slope1: 0, slope2: 0, initial_supply: 1000000}\n"
+             "%s",
+             (int)(at - yaml), yaml,
+             (int)(strstr(yaml, "protocols:") - at), at,
+             (int)(agents - strstr(yaml, "protocols:")), strstr(yaml, "protocols:"), agents);
+    struct world w;
+    world_open(&w, "loop_vault_share", text, false);
+    sp_id fuse = id_of(&w, "fuse"), lev = id_of(&w, "lev"), vault = id_of(&w, "vault");
+    sp_token veth = tok(&w, "vETH"), usdc = tok(&w, "USDC"), eth = tok(&w, "ETH");
+    step_to(&w, 2 * SP_HOUR);
+    double shares = sp_lending_collateral(w.sim, fuse, lev, veth);
+    assert_true(shares > 20 * 1.5);                    /* looped: more than its capital */
+    assert_true(sp_lending_debt(w.sim, fuse, lev, usdc) > 0);
+    assert_rel(sp_balance(w.sim, lev, eth), 0, 1e-9);   /* all of it went into the vault */
+    /* Every share came from a deposit: the supply is what fuse holds plus the
+     * vault's own, and the share price is NAV over it (not diluted). */
+    double price = sp_vault_share_price(w.sim, vault);
+    assert_true(price > 0.9 && price <= 1.0 + 1e-9);
+    assert_rel(sp_supply(w.sim, veth), shares + sp_balance(w.sim, vault, veth), 1e-12);
+    struct sp_lending_position p;
+    assert_int_equal(sp_lending_position(w.sim, fuse, lev, &p), 0);
+    double exposure = p.collateral_value / (p.collateral_value - p.debt_value);
+    if (!(exposure > 1.8 && exposure < 2.3)) fail_msg("exposure %g", exposure);
+    world_close(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +785,8 @@ int main(void)
         cmocka_unit_test(test_depositor_runs_on_a_vault),
         cmocka_unit_test(test_looper_population_is_deterministic_per_seed),
         cmocka_unit_test(test_looper_bad_protocol_and_venue_are_reported_with_line),
+        cmocka_unit_test(test_looper_loops_on_a_cdp),
+        cmocka_unit_test(test_looper_posts_vault_shares_bought_through_the_vault),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
