@@ -40,6 +40,13 @@
  * profit_<name> and gas_<name>.  Every trade is recorded by the venue in
  * /events/trades with cause "arbitrage".
  *
+ * Cascades.  An arbitrage that follows a venue moved by liquidation sales
+ * carries the cascade on: on an AMM its trade's generation is the highest
+ * liquidation tag of the venue since its previous execution
+ * (sp_venue_liq_generation) and the trade is marked `propagates`, so the
+ * venue stays tagged for the oracles that read it.  (Book orders go through
+ * sp_book_limit, which carries no generation: they are not tagged.)
+ *
  * Populations: `count: N` makes N members, each drawing cash, inventory,
  * min_profit and gas_cost from its own stream; the members of a population
  * (N > 1) start polling at a random phase within `poll` so they do not all
@@ -149,6 +156,7 @@ struct arb {
     double min_profit, gas;
     sp_time phase;                /* first poll */
     bool pending;                 /* an execution is scheduled */
+    sp_time last_look;            /* previous execution: venue tags since then count */
     double profit, gas_paid, volume_quote;
     int64_t n_trades, n_capital_bound, n_stale;
 };
@@ -341,8 +349,11 @@ static void execute(struct arb *a, struct sp_sim *sim, double p_seen)
         double out;
         if ((rc = m->quote(sp_sim_entity_state(sim, a->venue), pl.side, pl.amount, &out)))
             goto fail;
+        int g = sp_venue_liq_generation(sim, a->venue, a->last_look);
+        a->last_look = sp_sim_now(sim);
         struct sp_swap req = { .agent = a->id, .side = pl.side, .amount_in = pl.amount,
-                               .min_out = out * (1 - 1e-12), .cause = SP_CAUSE_ARBITRAGE };
+                               .min_out = out * (1 - 1e-12), .cause = SP_CAUSE_ARBITRAGE,
+                               .generation = g > 0 ? g : 0, .propagates = g >= 0 };
         struct sp_swap_result res;
         if ((rc = sp_market_swap(sim, a->venue, &req, &res))) goto fail;
     } else {

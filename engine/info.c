@@ -71,12 +71,16 @@ static herr_t on_object(hid_t root, const char *name, const H5O_info_t *info, vo
     if (info->type != H5O_TYPE_GROUP || !strcmp(name, ".")) return 0;
     hid_t g = H5Gopen2(root, name, H5P_DEFAULT);
     if (g < 0) return 0;
-    if (H5Lexists(g, "t", H5P_DEFAULT) > 0 || H5Lexists(g, "id", H5P_DEFAULT) > 0) {
-        const char *first = H5Lexists(g, "t", H5P_DEFAULT) > 0 ? "t" : "id";
+    /* A table's index column: its time `t`, an auction's `t_start`, or `id`. */
+    const char *first = H5Lexists(g, "t", H5P_DEFAULT) > 0         ? "t"
+                        : H5Lexists(g, "t_start", H5P_DEFAULT) > 0 ? "t_start"
+                        : H5Lexists(g, "id", H5P_DEFAULT) > 0      ? "id"
+                                                                   : NULL;
+    if (first) {
         hid_t ds = H5Dopen2(g, first, H5P_DEFAULT);
         hsize_t n = dataset_len(ds);
         fprintf(v->out, "  /%-32s %10llu rows", name, (unsigned long long)n);
-        if (n > 0 && !strcmp(first, "t")) {
+        if (n > 0 && strcmp(first, "id")) {
             double t0 = 0, t1 = 0;
             hid_t sp = H5Dget_space(ds), ms = H5Screate_simple(1, (hsize_t[]){ 1 }, NULL);
             hsize_t off = 0, cnt = 1;
@@ -87,7 +91,7 @@ static herr_t on_object(hid_t root, const char *name, const H5O_info_t *info, vo
             H5Dread(ds, H5T_NATIVE_DOUBLE, ms, sp, H5P_DEFAULT, &t1);
             H5Sclose(ms);
             H5Sclose(sp);
-            fprintf(v->out, "  t %.6g .. %.6g s", t0, t1);
+            fprintf(v->out, "  %s %.6g .. %.6g s", first, t0, t1);
         }
         H5Dclose(ds);
         fprintf(v->out, "\n    columns:");

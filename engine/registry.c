@@ -19,6 +19,8 @@ extern const struct sp_market_ops sp_market_lob_ops;
 extern const struct sp_module_ops sp_oracle_chainlink_ops;
 extern const struct sp_module_ops sp_oracle_osm_ops;
 extern const struct sp_module_ops sp_oracle_heartbeat_ops;
+extern const struct sp_module_ops sp_chain_instant_ops;
+extern const struct sp_module_ops sp_chain_eip1559_ops;
 extern const struct sp_module_ops sp_protocol_pool_ops;
 extern const struct sp_module_ops sp_protocol_cdp_ops;
 extern const struct sp_module_ops sp_agent_arbitrageur_ops;
@@ -31,6 +33,7 @@ extern const struct sp_module_ops sp_agent_momentum_ops;
 extern const struct sp_module_ops sp_agent_looper_ops;
 extern const struct sp_module_ops sp_agent_vault_ops;
 extern const struct sp_module_ops sp_agent_depositor_ops;
+extern const struct sp_module_ops sp_agent_keeper_ops;
 
 static const struct sp_module_ops *const builtin_ops[] = {
     &sp_reference_gbm_ops,
@@ -41,6 +44,8 @@ static const struct sp_module_ops *const builtin_ops[] = {
     &sp_oracle_chainlink_ops,
     &sp_oracle_osm_ops,
     &sp_oracle_heartbeat_ops,
+    &sp_chain_instant_ops,
+    &sp_chain_eip1559_ops,
     &sp_protocol_pool_ops,
     &sp_protocol_cdp_ops,
     &sp_agent_arbitrageur_ops,
@@ -53,6 +58,7 @@ static const struct sp_module_ops *const builtin_ops[] = {
     &sp_agent_looper_ops,
     &sp_agent_vault_ops,
     &sp_agent_depositor_ops,
+    &sp_agent_keeper_ops,
 };
 
 struct sp_registry {

@@ -6,6 +6,11 @@
  * nothing trades, so the layout never depends on what happened.  `venue` and
  * `agent` are entity ids (their names are the columns' flag_meanings, as in
  * /entities); `cause` and `side` are small codes with their names.
+ *
+ * Cascade tags (spiral/market.h): each liquidation-driven trade pushes
+ * (now, generation) into its venue's tag, a max-queue kept in the venue's
+ * own state (ops->tag), and every trade calls the venue's watchers (oracles
+ * that publish on trades), which only schedule events.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +68,54 @@ int sp_trades_open(struct sp_sim *sim, struct sp_rec *rec)
     return rc;
 }
 
+static struct sp_venue_tag *tag_of(struct sp_sim *sim, sp_id venue)
+{
+    const struct sp_market_ops *m = sp_market_ops_of(sim, venue);
+    return m && m->tag ? m->tag(sp_sim_entity_state(sim, venue)) : NULL;
+}
+
+static void tag_push(struct sp_venue_tag *g, sp_time t, int gen)
+{
+    while (g->n > 0 && g->gen[g->n - 1] <= gen) g->n--;
+    if (g->n == SP_VENUE_TAG_MAX) {                   /* drop the oldest */
+        memmove(g->t, g->t + 1, (SP_VENUE_TAG_MAX - 1) * sizeof *g->t);
+        memmove(g->gen, g->gen + 1, (SP_VENUE_TAG_MAX - 1) * sizeof *g->gen);
+        g->n--;
+    }
+    g->t[g->n] = t;
+    g->gen[g->n] = gen;
+    g->n++;
+}
+
+int sp_venue_liq_generation(struct sp_sim *sim, sp_id venue, sp_time since)
+{
+    struct sp_venue_tag *g = tag_of(sim, venue);
+    if (!g) return -1;
+    for (int i = 0; i < g->n; i++)
+        if (g->t[i] >= since) return g->gen[i];
+    return -1;
+}
+
+int sp_venue_watch(struct sp_sim *sim, sp_id venue, sp_venue_watch_fn fn, void *arg)
+{
+    struct sp_venue_tag *g = tag_of(sim, venue);
+    if (!g || !fn) return SP_EINVAL;
+    if (g->n_watch == SP_VENUE_WATCH_MAX) return SP_ERANGE;
+    g->watch[g->n_watch] = fn;
+    g->watch_arg[g->n_watch] = arg;
+    g->n_watch++;
+    return SP_OK;
+}
+
 void sp_trade_record(struct sp_sim *sim, const struct sp_trade *tr)
 {
     sim->n_trades++;
+    struct sp_venue_tag *g = tag_of(sim, tr->venue);
+    if (g) {
+        if (tr->cause == SP_CAUSE_LIQUIDATION || tr->propagates)
+            tag_push(g, sim->now, tr->generation > 0 ? tr->generation : 0);
+        for (int i = 0; i < g->n_watch; i++) g->watch[i](g->watch_arg[i], sim, tr->venue);
+    }
     if (!sim->trades) return;
     union sp_rec_val row[10];
     row[0].f = sp_time_sec(sim->now);

@@ -17,6 +17,7 @@
 #include "spiral/world.h"
 #include "spiral/module.h"
 #include "spiral/recorder.h"
+#include "spiral/rng.h"
 #include "spiral/error.h"
 #include "spiral/version.h"
 #include "sim-internal.h"
@@ -171,6 +172,13 @@ static const struct sp_field world_fields[] = {
       "Price feeds read by protocols: a source and an update rule each.",
       offsetof(struct sp_world_cfg, oracles), "oracle",
       offsetof(struct sp_world_cfg, n_oracles) },
+    { "chain", SP_T_MODULES, 0, 0, 0, NULL, NULL,
+      "The chain transactions go through: ONE map (not a list), e.g. `chain: {type: "
+      "eip1559, block_time: 12s}`, or just `chain: eip1559`; its keys are those of "
+      "`chain[] type ...` below. Absent: instant. The entity is always named 'chain' "
+      "(docs/chain.md).",
+      offsetof(struct sp_world_cfg, chain), "chain",
+      offsetof(struct sp_world_cfg, n_chain) },
     { "protocols", SP_T_MODULES, 0, 0, 0, NULL, NULL,
       "Lending protocols: pools (Aave/Compound-like) and CDPs (Maker-like).",
       offsetof(struct sp_world_cfg, protocols), "protocol",
@@ -184,14 +192,18 @@ static const struct sp_field world_fields[] = {
 /* The module sections in entity order: ids are dense in this order. */
 struct section { const struct sp_module_cfg *items; size_t n; };
 
-static size_t sections_of(const struct sp_world_cfg *w, struct section out[5])
+#define N_SECTIONS 6
+
+/* The chain comes before protocols and agents: they find it at init. */
+static size_t sections_of(const struct sp_world_cfg *w, struct section out[N_SECTIONS])
 {
     out[0] = (struct section){ w->references, w->n_references };
     out[1] = (struct section){ w->markets, w->n_markets };
     out[2] = (struct section){ w->oracles, w->n_oracles };
-    out[3] = (struct section){ w->protocols, w->n_protocols };
-    out[4] = (struct section){ w->agents, w->n_agents };
-    return 5;
+    out[3] = (struct section){ w->chain, w->n_chain };
+    out[4] = (struct section){ w->protocols, w->n_protocols };
+    out[5] = (struct section){ w->agents, w->n_agents };
+    return N_SECTIONS;
 }
 
 static const struct sp_schema world_schema = {
@@ -447,7 +459,7 @@ static int world_check(void *bound, const struct sp_check_ctx *ctx)
         if (r) rc = r;
     }
     /* Entity names must be unique across every module section. */
-    struct section sec[5];
+    struct section sec[N_SECTIONS];
     size_t ns = sections_of(w, sec);
     for (size_t a = 0; a < ns; a++)
         for (size_t i = 0; i < sec[a].n; i++) {
@@ -465,12 +477,136 @@ static int world_check(void *bound, const struct sp_check_ctx *ctx)
     return rc;
 }
 
+/* ---- the `chain:` section ---------------------------------------------------
+ *
+ * `chain:` is ONE map with a `type:` (or a bare type name), while the binder
+ * knows module items only as members of a list (SP_T_MODULES).  So for the
+ * bind the map is wrapped in a one-item list node, and unwrapped after:
+ *   chain: eip1559          -> the scalar becomes the map {type: eip1559};
+ *   chain: {type: ..., ...} -> bound as the list [ {type: ..., ...} ];
+ *   a list                  -> an error (one chain per world).
+ * The map keeps whatever defaults the bind inserted, so the resolved
+ * scenario shows `chain:` as the map it is; messages produced meanwhile say
+ * "chain.0.key", rewritten to "chain.key".  Absent (or `chain:` with
+ * nothing): an instant chain, added to the bound config only. */
+
+struct chain_wrap {
+    struct sp_node *item, *list;
+    const char *key;
+};
+
+static int chain_wrap(struct sp_scenario *sc, struct chain_wrap *cw, struct sp_diag *d)
+{
+    memset(cw, 0, sizeof *cw);
+    struct sp_node *root = (struct sp_node *)sp_scenario_root(sc);   /* sc's own tree */
+    struct sp_node *n = root ? sp_node_get(root, "chain") : NULL;
+    if (!n) return SP_OK;
+    if (n->kind == SP_NODE_SEQ) {
+        sp_diag_error(d, n, "expected one map such as {type: eip1559, block_time: 12s} "
+                      "(or a type name: instant, eip1559), got a list: a world has one chain");
+        return SP_ECONFIG;
+    }
+    if (n->kind == SP_NODE_SCALAR) {
+        const char *v = n->value ? n->value : "";
+        if (!(n->flags & SP_NODE_QUOTED) &&
+            (!*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+             !strcmp(v, "NULL")))
+            return SP_OK;                         /* "chain:" with nothing: absent */
+        struct sp_node *t = sp_scenario_alloc(sc, sizeof *t);
+        if (!t) return SP_ENOMEM;
+        *t = (struct sp_node){ .kind = SP_NODE_SCALAR, .flags = n->flags, .file = n->file,
+                               .line = n->line, .col = n->col, .key = "type", .value = v,
+                               .parent = n };
+        n->kind = SP_NODE_MAP;
+        n->flags &= ~(unsigned)SP_NODE_QUOTED;
+        n->value = NULL;
+        n->child = t;
+        n->n_children = 1;
+    }
+    struct sp_node *list = sp_scenario_alloc(sc, sizeof *list);
+    if (!list) return SP_ENOMEM;
+    *list = (struct sp_node){ .kind = SP_NODE_SEQ, .flags = n->flags, .file = n->file,
+                              .line = n->line, .col = n->col, .key = n->key,
+                              .parent = root, .child = n, .next = n->next, .n_children = 1 };
+    for (struct sp_node **pp = &root->child; *pp; pp = &(*pp)->next)
+        if (*pp == n) { *pp = list; break; }
+    cw->item = n;
+    cw->list = list;
+    cw->key = n->key;
+    n->parent = list;
+    n->key = NULL;
+    n->next = NULL;
+    return SP_OK;
+}
+
+static void chain_unwrap(struct chain_wrap *cw, struct sp_diag *d, size_t diag_from)
+{
+    if (!cw->list) return;
+    struct sp_node *root = cw->list->parent;
+    for (struct sp_node **pp = &root->child; *pp; pp = &(*pp)->next)
+        if (*pp == cw->list) { *pp = cw->item; break; }
+    cw->item->next = cw->list->next;
+    cw->item->parent = root;
+    cw->item->key = cw->key;
+    if (!d || !d->text) return;
+    /* "error: chain.0.x: ..." -> "error: chain.x: ...", "error: chain.0: " -> "error: chain: " */
+    static const char pat[] = "error: chain.0";
+    for (char *p = d->text + diag_from; (p = strstr(p, pat)); ) {
+        char *after = p + sizeof pat - 1;
+        if (*after == '.' || *after == ':') {
+            memmove(p + sizeof pat - 3, after, strlen(after) + 1);
+            d->len -= 2;
+        }
+        p += sizeof pat - 3;
+    }
+}
+
+/* The default: `type: instant`, in the bound config only. */
+static int chain_default(struct sp_scenario *sc, const struct sp_registry *reg,
+                         struct sp_world_cfg *out)
+{
+    const struct sp_module_ops *ops = sp_registry_find(reg ? reg : sp_registry_builtin(),
+                                                       "chain", "instant");
+    if (!ops) return SP_OK;
+    struct sp_module_cfg *m = sp_scenario_alloc(sc, sizeof *m);
+    size_t size = ops->schema && ops->schema->struct_size ? ops->schema->struct_size : 1;
+    void *cfg = sp_scenario_alloc(sc, size);
+    if (!m || !cfg) return SP_ENOMEM;
+    m->ops = ops;
+    m->cfg = cfg;
+    out->chain = m;
+    out->n_chain = 1;
+    return SP_OK;
+}
+
 int sp_world_bind(struct sp_scenario *sc, const struct sp_registry *reg,
                   struct sp_world_cfg *out, struct sp_diag *d)
 {
     memset(out, 0, sizeof *out);
-    int rc = sp_scenario_bind(sc, &world_schema, reg, out, d);
+    struct chain_wrap cw;
+    size_t diag_from = d ? d->len : 0;
+    int rc = chain_wrap(sc, &cw, d);
     if (rc) return rc;
+    rc = sp_scenario_bind(sc, &world_schema, reg, out, d);
+    chain_unwrap(&cw, d, diag_from);
+    if (rc) return rc;
+    if (!out->n_chain) {
+        if ((rc = chain_default(sc, reg, out))) return rc;
+        /* world_check ran without it: the name 'chain' is taken now. */
+        struct section sec[N_SECTIONS];
+        size_t ns = sections_of(out, sec);
+        for (size_t a = 0; a < ns; a++)
+            for (size_t i = 0; i < sec[a].n && sec[a].items != out->chain; i++) {
+                char buf[128];
+                if (!sec[a].items[i].ops ||
+                    strcmp(entity_name(&sec[a].items[i], buf, sizeof buf), "chain"))
+                    continue;
+                sp_diag_error(d, sec[a].items[i].node, "duplicate entity name 'chain': the "
+                              "chain (instant by default) is the entity 'chain'");
+                rc = SP_ECONFIG;
+            }
+        if (rc) return rc;
+    }
     if (!out->name) {
         const char *path = sp_scenario_path(sc);
         const char *base = strrchr(path, '/');
@@ -519,7 +655,7 @@ int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct s
     if (rc) { sp_sim_destroy(sim); return rc; }
     /* One entity per module item, in section then scenario order; ids are
      * dense.  All exist before any init, so modules can look each other up. */
-    struct section sec[5];
+    struct section sec[N_SECTIONS];
     size_t ns = sections_of(cfg, sec);
     for (int pass = 0; pass < 2; pass++) {
         sp_id id = 0;
@@ -622,6 +758,10 @@ static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct
     char *yaml = sp_scenario_emit(sc);
     if (!yaml) return SP_ENOMEM;
     rc |= sp_rec_text(rec, "/config.yaml", yaml);
+    /* FNV-1a 64 of /config.yaml: `spiral sweep` reuses a complete run only
+     * when this equals the hash of the run it is about to launch. */
+    snprintf(buf, sizeof buf, "%016llx", (unsigned long long)sp_rng_key(yaml));
+    rc |= sp_rec_attr_str(rec, "/", "config_hash", buf);
     free(yaml);
     rc |= write_entities(rec, sim);
     rc |= sp_trades_open(sim, rec);

@@ -83,6 +83,7 @@ struct amm {
     struct sp_rec_table *tab;         /* /markets/<name>, NULL when not recorded */
     sp_time sample_every;
     double peak, max_drawdown, min_price, volume;
+    struct sp_venue_tag tag;          /* liquidation tag and watchers (spiral/market.h) */
 };
 
 /* The shared lifecycle and market ops (market/amm.c); each type's ops table
@@ -100,6 +101,7 @@ int    sp_amm_venue_quote(const void *self, enum sp_side side, double amount_in,
 int    sp_amm_venue_swap(void *self, struct sp_sim *sim, const struct sp_swap *req,
                          struct sp_swap_result *res);
 double sp_amm_venue_cumulative(const void *self, sp_time now);
+struct sp_venue_tag *sp_amm_venue_tag(void *self);
 
 /* The two venue types.  engine/registry.c declares these names as
  * `struct sp_module_ops`; they are defined as the full `struct sp_market_ops`

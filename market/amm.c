@@ -316,7 +316,7 @@ int sp_amm_venue_swap(void *self, struct sp_sim *sim, const struct sp_swap *req,
     struct sp_trade tr = {
         .venue = a->id, .agent = req->agent, .cause = req->cause, .side = req->side,
         .generation = req->generation, .amount_in = req->amount_in, .amount_out = out,
-        .price_before = before, .price_after = a->price,
+        .price_before = before, .price_after = a->price, .propagates = req->propagates,
     };
     sp_trade_record(sim, &tr);
     if (a->cfg->record_every_trade) record_row(a, sp_sim_now(sim));
@@ -325,6 +325,12 @@ int sp_amm_venue_swap(void *self, struct sp_sim *sim, const struct sp_swap *req,
     res->price_before = before;
     res->price_after = a->price;
     return SP_OK;
+}
+
+struct sp_venue_tag *sp_amm_venue_tag(void *self)
+{
+    struct amm *a = self;
+    return &a->tag;
 }
 
 double sp_amm_venue_cumulative(const void *self, sp_time now)

@@ -128,4 +128,5 @@ const struct sp_market_ops sp_market_stableswap_ops = {
     },
     .pair = sp_amm_venue_pair, .price = sp_amm_venue_price, .quote = sp_amm_venue_quote,
     .swap = sp_amm_venue_swap, .cumulative = sp_amm_venue_cumulative,
+    .tag = sp_amm_venue_tag,
 };

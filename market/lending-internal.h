@@ -27,6 +27,8 @@
 #include "liq_index.h"
 
 struct sp_rec_table;
+struct sp_event;
+struct liq_state;
 
 /* One item of a pool's `assets:` or a cdp's `collaterals:` (the keys a
  * type does not have stay zero). */
@@ -41,13 +43,31 @@ struct lend_asset_cfg {
     double mat, chop, line, fee, dust;
 };
 
+/* The `liquidation:` mapping of a pool or a cdp (market/liquidation.c
+ * defines its schema, lend_liq_schema, and its checks). */
+enum { LIQ_VARIANT_AAVE_V3, LIQ_VARIANT_COMPOUND_V2 };
+enum { LIQ_KICK_PROTOCOL, LIQ_KICK_KEEPER };
+struct liq_cfg {
+    int mechanism;                 /* enum sp_liq_mechanism; resolved by the type's check */
+    int variant;                   /* fixed_spread: LIQ_VARIANT_* */
+    double close_factor, close_factor_max, hf_threshold, protocol_fee, seize_share;
+    int curve;                     /* dutch: enum sp_dutch_curve */
+    sp_time duration, step, tail;
+    double cut, buf, cusp, tip, chip, hole;
+    int kick;                      /* auctions: LIQ_KICK_* */
+    double beg;                    /* english */
+    sp_time ttl, tau;
+    const char *venue;             /* amm_direct */
+    double max_slippage;
+};
+
 struct lend_cfg {
     const char *name;
     struct lend_asset_cfg *assets;
     size_t n_assets;
     const char *stablecoin, *stable_oracle;   /* cdp */
     double line, surplus;                      /* cdp */
-    double close_factor;                       /* for the liquidation issue */
+    struct liq_cfg liq;
     sp_time accrue_every, sample_every, positions_every;
 };
 
@@ -59,6 +79,8 @@ struct lend_coll {                 /* a collateral asset */
     double ltv, lt, bonus, haircut, cap;
     double price;                  /* numeraire, at the last refresh */
     double total;                  /* Σ positions' amounts (token units) */
+    double auction;                /* in custody for live auctions (token units) */
+    double treasury;               /* owned by the protocol (Aave's liquidation fee) */
     int cfg_index;                 /* item in cfg->assets */
 };
 
@@ -74,6 +96,9 @@ struct lend_debt {                 /* a debt slot */
     double reserve_factor, base_rate, slope1, slope2, optimal;   /* pool */
     double fee;                    /* cdp: stability fee, APR continuous */
     double cap, dust;              /* borrow cap / ilk line; cdp dust */
+    double auction;                /* debt moved into live auctions, still to raise
+                                      (token units; no interest; counted in the pool's
+                                      receipt exchange rate like debt) */
     double bad_debt;               /* written off, token units */
     double socialized;             /* of which beyond the reserve, token units */
     int coll;                      /* cdp: its collateral asset; pool: the asset's
@@ -100,6 +125,8 @@ struct lending {
     double *pc;                    /* slot·na + a: collateral */
     double *pd;                    /* slot·nd + j: scaled debt */
     uint8_t *group;                /* LEND_GROUP_NONE, 1 + j, LEND_GROUP_MULTI */
+    uint8_t *pgen;                 /* cascade generation of the last crossing to HF < 1 */
+    int cur_gen;                   /* generation of the refresh running (0 outside) */
     uint32_t *slot_of;             /* owner id -> slot + 1 (0 = none) */
     size_t n_slot_of;
     /* liquidation index: one per debt slot (prices relative to the slot's
@@ -126,6 +153,7 @@ struct lending {
     size_t n_colnames;
     bool leader;                   /* records /positions, /system, /exposure */
     struct lend_system *sys;       /* leader only */
+    struct liq_state *liq;         /* market/liquidation.c */
 };
 
 /* lending.c: set up the common state once the type filled coll/debt from
@@ -149,6 +177,33 @@ double lend_exchange_rate(const struct lending *L, size_t j);
 /* The lending state of entity `proto`, or NULL. */
 struct lending *lend_of(const struct sp_sim *sim, sp_id proto);
 
+/* lending.c, for the liquidation mechanisms (market/liquidation.c) */
+long lend_slot(const struct lending *L, sp_id owner);           /* -1: none */
+int  lend_coll_index(const struct lending *L, sp_token tok);
+int  lend_debt_slot(const struct lending *L, long slot, sp_token tok);
+void lend_refresh_if_stale(struct lending *L);
+int  lend_is_liquidatable(const struct lending *L, size_t slot);
+int  lend_reindex(struct lending *L, size_t slot);
+/* Remove `amount` (<= debt, token units) of slot j's debt from position s. */
+void lend_reduce_debt(struct lending *L, size_t s, size_t j, double amount, double debt);
+/* Book `amount` (token units) of slot j as bad debt: the reserve (cdp:
+ * surplus) absorbs first, the rest is socialised.  Returns its value. */
+double lend_book_bad_debt(struct lending *L, size_t j, double amount);
+
+/* liquidation.c: the mechanism of one protocol (liquidation.h). */
+extern const struct sp_schema lend_liq_schema;
+/* Resolve the default mechanism (pool: fixed_spread, cdp: dutch_auction)
+ * and check what depends on the protocol (venue, its pair). */
+int  liq_check(struct lend_cfg *c, const struct sp_check_ctx *ctx, enum lend_kind kind);
+int  liq_init(struct lending *L);
+int  liq_start(struct lending *L);
+/* A position of slot `slot` became liquidatable (from the index callback):
+ * queue the protocol's own work (amm_direct, kick: protocol). */
+void liq_crossed(struct lending *L, size_t slot);
+void liq_on_event(struct lending *L, struct sp_event *ev);
+void liq_finish(struct lending *L);
+void liq_release(struct lending *L);
+
 /* lending_record.c */
 int  lend_record_start(struct lending *L);
 void lend_record_sample(struct lending *L, sp_time t);
@@ -160,6 +215,6 @@ void lend_record_release(struct lending *L);
 int lend_check_oracle(const struct sp_check_ctx *ctx, const char *key);
 
 /* Event kinds of a protocol entity. */
-enum { LEND_EV_ORACLE = 1, LEND_EV_ACCRUE, LEND_EV_SAMPLE, LEND_EV_POSITIONS };
+enum { LEND_EV_ORACLE = 1, LEND_EV_ACCRUE, LEND_EV_SAMPLE, LEND_EV_POSITIONS, LEND_EV_LIQUIDATE };
 
 #endif

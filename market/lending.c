@@ -44,7 +44,16 @@
  * reserve (cdp: surplus) absorbs what it can, and the rest — a pool's
  * supplier haircut — shows up as a lower receipt exchange rate, hence a
  * lower value of every position elsewhere that posts that receipt token
- * (sp_token_values_changed tells the valuation graph at once).
+ * (sp_token_values_changed tells the valuation graph at once).  Debt taken
+ * into a liquidation auction (market/liquidation.c) leaves the position for
+ * the slot's `auction` claim, which the receipt exchange rate counts like
+ * debt until the auction recovers it or books the rest as bad debt.
+ *
+ * Cascade generations.  A refresh reads the generation of the oracles that
+ * delivered at that instant (the highest; 0 if none); a position crossing
+ * to HF < 1 during it records it (pgen, one byte per position); crossings
+ * from actions (reindex) record 0.  The index callback then tells
+ * liquidation.c (liq_crossed), which only queues work.
  */
 #include <math.h>
 #include <stdio.h>
@@ -116,7 +125,7 @@ static double exchange_rate_at(const struct lending *L, size_t j, sp_time now)
     double I = index_at(L, j, now);
     double interest = d->scaled_total * (I - d->index);
     double reserve = d->reserve + interest * d->reserve_factor;
-    double r = (d->cash + d->scaled_total * I - reserve) / supply;
+    double r = (d->cash + d->scaled_total * I + d->auction - reserve) / supply;
     return r > 0 ? r : 0.0;
 }
 
@@ -168,10 +177,12 @@ static void on_change(void *ctx, uint32_t slot, int liquidatable)
     if (liquidatable) {
         L->n_liquidatable++;
         if (L->n_liquidatable > L->max_liquidatable) L->max_liquidatable = L->n_liquidatable;
+        L->pgen[slot] = (uint8_t)(L->cur_gen > 255 ? 255 : L->cur_gen);
     } else {
         L->n_liquidatable--;
     }
     notify(L, L->owner[slot], liquidatable);
+    if (liquidatable) liq_crossed(L, slot);
 }
 
 /* Debt value of a multi-group position (numeraire), fixed summation order. */
@@ -248,11 +259,26 @@ static int reindex(struct lending *L, size_t slot)
     return rc;
 }
 
+/* The cascade generation of the prices read now: the highest generation
+ * among the protocol's oracles that delivered at this instant, 0 if none
+ * did (a crossing from accrual alone is exogenous). */
+static int delivery_generation(const struct lending *L, sp_time now)
+{
+    int g = 0;
+    for (size_t i = 0; i < L->n_oracles; i++) {
+        if (sp_oracle_delivered_at(L->sim, L->oracles[i]) != now) continue;
+        int x = sp_oracle_generation(L->sim, L->oracles[i]);
+        if (x > g) g = x;
+    }
+    return g;
+}
+
 void lend_refresh(struct lending *L)
 {
     struct sp_sim *sim = L->sim;
     sp_time now = sp_sim_now(sim);
     bool accrued = now > L->last_accrue;
+    L->cur_gen = delivery_generation(L, now);
     accrue(L, now);
     bool debt_moved = accrued;
     for (size_t a = 0; a < L->na; a++)
@@ -271,6 +297,7 @@ void lend_refresh(struct lending *L)
     }
     if (debt_moved)
         for (size_t i = 0; i < L->n_multi; i++) reindex(L, L->multi[i]);
+    L->cur_gen = 0;
     L->refreshed_at = now;
     L->fresh = true;
 }
@@ -311,7 +338,9 @@ static long slot_get(struct lending *L, sp_id owner)
         if (pd) L->pd = pd;
         uint8_t *g = realloc(L->group, cap * sizeof *g);
         if (g) L->group = g;
-        if (!o || !pc || !pd || !g) return -1;
+        uint8_t *pg = realloc(L->pgen, cap * sizeof *pg);
+        if (pg) L->pgen = pg;
+        if (!o || !pc || !pd || !g || !pg) return -1;
         L->cap_pos = cap;
     }
     size_t slot = L->n_pos++;
@@ -319,6 +348,7 @@ static long slot_get(struct lending *L, sp_id owner)
     memset(&L->pc[slot * L->na], 0, L->na * sizeof *L->pc);
     memset(&L->pd[slot * L->nd], 0, L->nd * sizeof *L->pd);
     L->group[slot] = LEND_GROUP_NONE;
+    L->pgen[slot] = 0;
     L->slot_of[owner] = (uint32_t)slot + 1;
     return (long)slot;
 }
@@ -758,18 +788,26 @@ int sp_lending_write_off(struct sp_sim *sim, sp_id proto, sp_id owner, double *b
         double b = L->pd[(size_t)s * L->nd + j] * d->index;
         if (!(b > 0)) continue;
         reduce_debt(L, (size_t)s, j, b, b);
-        double *buffer = L->kind == LEND_POOL ? &d->reserve : &L->surplus;
-        double absorbed = *buffer > 0 ? (*buffer < b ? *buffer : b) : 0;
-        *buffer -= absorbed;
-        d->bad_debt += b;
-        d->socialized += b - absorbed;
-        value += b * (isfinite(d->price) ? d->price : 0);
+        value += lend_book_bad_debt(L, j, b);
     }
-    L->bad_debt_value += value;
-    if (value > 0) L->n_writeoffs++;
     if (bad_debt) *bad_debt = value;
     sp_token_values_changed(sim);
     return reindex(L, (size_t)s);
+}
+
+double lend_book_bad_debt(struct lending *L, size_t j, double b)
+{
+    struct lend_debt *d = &L->debt[j];
+    if (!(b > 0)) return 0.0;
+    double *buffer = L->kind == LEND_POOL ? &d->reserve : &L->surplus;
+    double absorbed = *buffer > 0 ? (*buffer < b ? *buffer : b) : 0;
+    *buffer -= absorbed;
+    d->bad_debt += b;
+    d->socialized += b - absorbed;
+    double value = b * (isfinite(d->price) ? d->price : 0);
+    L->bad_debt_value += value;
+    L->n_writeoffs++;
+    return value;
 }
 
 double sp_lending_bad_debt(struct sp_sim *sim, sp_id proto)
@@ -805,7 +843,7 @@ size_t sp_lending_bytes(const struct sp_sim *sim, sp_id proto)
     struct lending *L = lend_of(sim, proto);
     if (!L) return 0;
     size_t b = L->cap_pos * (sizeof *L->owner + L->na * sizeof *L->pc + L->nd * sizeof *L->pd +
-                             sizeof *L->group);
+                             sizeof *L->group + sizeof *L->pgen);
     b += L->n_slot_of * sizeof *L->slot_of + L->cap_multi * sizeof *L->multi;
     for (size_t g = 0; g <= L->nd; g++) b += sp_liq_index_bytes(L->ix[g]);
     return b;
@@ -828,7 +866,10 @@ int sp_lending_check(struct sp_sim *sim, sp_id proto)
         double held = 0;
         bool listed = false;
         for (size_t a = 0; a < L->na; a++)
-            if (L->coll[a].token == (sp_token)t) { held += L->coll[a].total; listed = true; }
+            if (L->coll[a].token == (sp_token)t) {
+                held += L->coll[a].total + L->coll[a].auction + L->coll[a].treasury;
+                listed = true;
+            }
         if (L->kind == LEND_POOL)
             for (size_t j = 0; j < L->nd; j++)
                 if (L->debt[j].token == (sp_token)t) { held += L->debt[j].cash; listed = true; }
@@ -948,6 +989,7 @@ int lend_start(void *self, struct sp_sim *sim)
     for (sp_id i = 0; i < L->id; i++)
         if (lend_of(sim, i)) { L->leader = false; break; }
     int rc = lend_record_start(L);
+    if (!rc) rc = liq_start(L);
     if (rc) return rc;
     if (L->cfg->accrue_every > 0 &&
         !sp_sim_schedule(sim, L->cfg->accrue_every, SP_PRIO_MARKET, L->id, LEND_EV_ACCRUE))
@@ -974,6 +1016,9 @@ void lend_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
         if (every > 0 && ev->t + every <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, ev->t + every);
         break;
     }
+    case LEND_EV_LIQUIDATE:
+        liq_on_event(L, ev);
+        break;
     case LEND_EV_POSITIONS:
         lend_record_positions(L, ev->t);
         if (ev->t + L->cfg->positions_every <= sp_sim_horizon(sim))
@@ -990,6 +1035,7 @@ void lend_finish(void *self, struct sp_sim *sim)
     lend_refresh(L);
     (void)sim;
     lend_record_finish(L);
+    liq_finish(L);
 }
 
 void lend_release(void *self)
@@ -1004,9 +1050,27 @@ void lend_release(void *self)
     free(L->pc);
     free(L->pd);
     free(L->group);
+    free(L->pgen);
     free(L->slot_of);
     free(L->multi);
     free(L->subs);
     free(L->oracles);
     lend_record_release(L);
+    liq_release(L);
+}
+
+/* ---- for the liquidation mechanisms ---------------------------------------- */
+
+long lend_slot(const struct lending *L, sp_id owner) { return slot_find(L, owner); }
+int  lend_coll_index(const struct lending *L, sp_token tok) { return coll_index(L, tok); }
+int  lend_debt_slot(const struct lending *L, long slot, sp_token tok)
+{
+    return debt_slot(L, slot, tok);
+}
+void lend_refresh_if_stale(struct lending *L) { refresh_if_stale(L); }
+int  lend_is_liquidatable(const struct lending *L, size_t slot) { return liq_state(L, slot); }
+int  lend_reindex(struct lending *L, size_t slot) { return reindex(L, slot); }
+void lend_reduce_debt(struct lending *L, size_t s, size_t j, double amount, double debt)
+{
+    reduce_debt(L, s, j, amount, debt);
 }

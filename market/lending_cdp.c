@@ -89,6 +89,10 @@ static const struct sp_field cdp_fields[] = {
     { "surplus", SP_T_NUMBER, SP_F_MIN, 0, 0, "0", "stablecoin",
       "Surplus buffer at t = 0: absorbs bad debt before it becomes a deficit.",
       offsetof(struct lend_cfg, surplus), NULL, 0 },
+    { "liquidation", SP_T_MAP, 0, 0, 0, NULL, NULL,
+      "How its vaults are liquidated (default: dutch_auction kicked by the protocol, Maker "
+      "Liquidations 2.0).",
+      offsetof(struct lend_cfg, liq), &lend_liq_schema, 0 },
     { "accrue_every", SP_T_DURATION, SP_F_MIN, 0, 0, "1h", "time",
       "Stability fees accrue at every oracle delivery and action, and at least this often; "
       "0 = only then.", offsetof(struct lend_cfg, accrue_every), NULL, 0 },
@@ -102,7 +106,7 @@ static const struct sp_field cdp_fields[] = {
 
 static int cdp_check(void *bound, const struct sp_check_ctx *ctx)
 {
-    const struct lend_cfg *c = bound;
+    struct lend_cfg *c = bound;
     int rc = SP_OK;
     if (sp_world_check_token(ctx, "stablecoin", SP_TOKEN_STABLE)) rc = SP_ECONFIG;
     if (c->stable_oracle && lend_check_oracle(ctx, "stable_oracle")) rc = SP_ECONFIG;
@@ -125,6 +129,7 @@ static int cdp_check(void *bound, const struct sp_check_ctx *ctx)
         sp_diag_error(ctx->diag, list, "at most 64 collateral types (%zu given)", c->n_assets);
         rc = SP_ECONFIG;
     }
+    if (liq_check(bound, ctx, LEND_CDP)) rc = SP_ECONFIG;
     return rc;
 }
 
@@ -171,7 +176,8 @@ static int cdp_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg)
         d->coll = (int)i;
         d->cfg_index = (int)i;
     }
-    return lend_init_common(L);
+    int rc = lend_init_common(L);
+    return rc ? rc : liq_init(L);
 }
 
 const struct sp_module_ops sp_protocol_cdp_ops = {

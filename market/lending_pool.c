@@ -184,16 +184,15 @@ static const struct sp_field pool_fields[] = {
       "The listed assets (at most 64 collateral assets).",
       offsetof(struct lend_cfg, assets), &pool_asset_schema,
       offsetof(struct lend_cfg, n_assets) },
-    { "close_factor", SP_T_FRACTION, SP_F_MIN_EXCL | SP_F_MAX, 0, 1, "50%", "fraction",
-      "Largest share of a position's debt one liquidation may repay while HF > 0.95 "
-      "(Aave v3; used by the liquidation mechanisms).",
-      offsetof(struct lend_cfg, close_factor), NULL, 0 },
+    { "liquidation", SP_T_MAP, 0, 0, 0, NULL, NULL,
+      "How its positions are liquidated (default: fixed_spread, Aave v3).",
+      offsetof(struct lend_cfg, liq), &lend_liq_schema, 0 },
     LEND_COMMON_FIELDS,
 };
 
 static int pool_check(void *bound, const struct sp_check_ctx *ctx)
 {
-    const struct lend_cfg *c = bound;
+    struct lend_cfg *c = bound;
     const struct sp_world_cfg *w = ctx->root;
     int rc = SP_OK;
     const struct sp_node *list = sp_node_get(ctx->node, "assets");
@@ -224,6 +223,7 @@ static int pool_check(void *bound, const struct sp_check_ctx *ctx)
         sp_diag_error(ctx->diag, list, "at most 64 collateral assets (%zu given)", ncoll);
         rc = SP_ECONFIG;
     }
+    if (liq_check(bound, ctx, LEND_POOL)) rc = SP_ECONFIG;
     return rc;
 }
 
@@ -302,7 +302,7 @@ static int pool_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg)
             d->reserve += a->reserve;
         }
     }
-    return SP_OK;
+    return liq_init(L);
 }
 
 const struct sp_module_ops sp_protocol_pool_ops = {

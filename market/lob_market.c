@@ -108,6 +108,8 @@ struct lob_venue {
     char *depth_names;
     sp_time sample_every, depth_every;
     uint64_t n_orders, n_cancels, n_fills;
+    struct sp_venue_tag tag;        /* liquidation tag and watchers (spiral/market.h) */
+    bool propagates;                /* the message being matched propagates a tag */
 };
 
 /* ---- schema --------------------------------------------------------------- */
@@ -243,7 +245,8 @@ static int flush_fills(struct lob_venue *v, enum sp_side side, int cause, int ge
     double after = mid_of(v);
     for (size_t i = 0; i < v->n_fill_buf; i++) {
         struct sp_trade tr = { v->id, v->taker, cause, (int)side, generation,
-                               v->fills[i].amount_in, v->fills[i].amount_out, before, after };
+                               v->fills[i].amount_in, v->fills[i].amount_out, before, after,
+                               v->propagates };
         sp_trade_record(v->sim, &tr);
     }
     v->n_fill_buf = 0;
@@ -359,7 +362,9 @@ static int lob_swap(void *self, struct sp_sim *sim, const struct sp_swap *req,
         paid += v->fills[i].amount_in;
         got += v->fills[i].amount_out;
     }
+    v->propagates = req->propagates;
     rc = flush_fills(v, req->side, req->cause, req->generation, before);
+    v->propagates = false;
     res->amount_in = paid;
     res->amount_out = got;
     res->price_after = mid_of(v);
@@ -539,6 +544,12 @@ static void lob_release(void *self)
     free(v->depth_names);
 }
 
+static struct sp_venue_tag *lob_tag(void *self)
+{
+    struct lob_venue *v = self;
+    return &v->tag;
+}
+
 /* The registry lists `&sp_market_lob_ops.base`; sp_market_ops_of() casts
  * back to the whole table (the module ops are its first member). */
 const struct sp_market_ops sp_market_lob_ops = {
@@ -550,7 +561,7 @@ const struct sp_market_ops sp_market_lob_ops = {
         .finish = lob_finish, .price = lob_price, .release = lob_release,
     },
     .pair = lob_pair, .price = lob_price, .quote = lob_quote, .swap = lob_swap,
-    .cumulative = lob_cumulative,
+    .cumulative = lob_cumulative, .tag = lob_tag,
 };
 
 

@@ -21,6 +21,19 @@
  * A freeze stops publications only; what was published before still
  * arrives.  Failure intervals are [from, to).
  *
+ * `on_trade: true` adds polls: each trade on a market the oracle reads
+ * (spot, mid) calls its watcher (sp_venue_watch), which queues one extra
+ * poll at the same instant, priority SP_PRIO_ORACLE — after the event that
+ * traded, before the agents of that instant; several trades in one event
+ * make one poll.  With chainlink deviation 0 this is a feed that follows its
+ * venue at once: a liquidation sale reaches the protocol in the same
+ * instant, round after round (a cascade), without waiting for `poll`.
+ *
+ * Cascade generation.  Each poll asks its market legs for the highest
+ * liquidation tag since the previous poll (spiral/market.h); the
+ * publication carries 1 + that, or 0 when none (reference and value legs are
+ * exogenous), through latency to delivery and to subscribers (data.i[3]).
+ *
  * Sources (`source.type`):
  *   reference       the price of a reference process (`of`);
  *   spot, mid       the price of a market (ops->price: the AMM's spot, the
@@ -67,7 +80,7 @@
 #include "oracle.h"
 #include "reference.h"
 
-enum { EV_POLL = 1, EV_DELIVER = 2 };
+enum { EV_POLL = 1, EV_DELIVER = 2, EV_TRADE = 3 };
 
 struct leg {
     int type;                   /* enum sp_oracle_source_type, never median */
@@ -99,6 +112,10 @@ struct oracle {
     bool have;
     double delivered;
     sp_time pub_t, read_t;
+    int gen;                    /* cascade generation of the delivered price */
+    sp_time delivered_t;
+    sp_time last_poll;          /* previous read (-1: none): tags since then count */
+    bool trade_pending;         /* an EV_TRADE is queued for now */
     /* consumers */
     struct sub *subs;
     size_t n_subs, cap_subs;
@@ -528,6 +545,10 @@ int sp_oracle_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg,
     o->have = false;
     o->delivered = NAN;
     o->pub_t = o->read_t = -1;
+    o->gen = -1;
+    o->delivered_t = -1;
+    o->last_poll = -1;
+    o->trade_pending = false;
     memset(o->rule_state, 0, sizeof o->rule_state);
     if (c->poll <= 0) {
         sp_sim_fail(sim, SP_EINVAL, "oracle %s: poll must be > 0", sp_sim_entity_name(sim, id));
@@ -546,6 +567,13 @@ int sp_oracle_init(void *self, struct sp_sim *sim, sp_id id, const void *cfg,
     for (size_t i = 0; i < n; i++) {
         int rc = leg_setup(o, &o->legs[i], o->median ? &c->source.sources[i] : &c->source);
         if (rc) { legs_free(o); return rc; }
+        if (c->on_trade && o->legs[i].type == SP_SOURCE_TWAP) {
+            /* extra observations would overflow the TWAP ring */
+            sp_sim_fail(sim, SP_EINVAL, "oracle %s: on_trade does not apply to a twap source",
+                        sp_sim_entity_name(sim, id));
+            legs_free(o);
+            return SP_EINVAL;
+        }
     }
     return SP_OK;
 }
@@ -579,9 +607,31 @@ static size_t describe(char *buf, size_t size, const struct sp_oracle_source_cfg
     return k < 0 ? 0 : (size_t)k;
 }
 
+/* A trade on a market it reads (on_trade): poll once more at this instant,
+ * after the trading event (one poll however many trades it made). */
+static void on_trade(void *arg, struct sp_sim *sim, sp_id venue)
+{
+    struct oracle *o = arg;
+    (void)venue;
+    if (o->trade_pending) return;
+    if (!sp_sim_schedule(sim, sp_sim_now(sim), SP_PRIO_ORACLE, o->id, EV_TRADE)) return;
+    o->trade_pending = true;
+}
+
 int sp_oracle_start(void *self, struct sp_sim *sim)
 {
     struct oracle *o = self;
+    for (size_t i = 0; o->cfg->on_trade && i < o->n_legs; i++) {
+        const struct leg *l = &o->legs[i];
+        if (l->type != SP_SOURCE_SPOT && l->type != SP_SOURCE_MID) continue;
+        int rc = sp_venue_watch(sim, l->entity, on_trade, o);
+        if (rc) {
+            sp_sim_fail(sim, rc, "oracle %s: cannot watch the trades of %s: %s",
+                        sp_sim_entity_name(sim, o->id), sp_sim_entity_name(sim, l->entity),
+                        sp_strerror(rc));
+            return rc;
+        }
+    }
     struct sp_rec *rec = sp_sim_recorder(sim);
     if (rec) {
         char group[300], src[512];
@@ -602,13 +652,15 @@ int sp_oracle_start(void *self, struct sp_sim *sim)
     return SP_OK;
 }
 
-static void deliver(struct oracle *o, double price, sp_time pub_t, sp_time read_t)
+static void deliver(struct oracle *o, double price, sp_time pub_t, sp_time read_t, int gen)
 {
+    sp_time now = sp_sim_now(o->sim);
     o->have = true;
     o->delivered = price;
     o->pub_t = pub_t;
     o->read_t = read_t;
-    sp_time now = sp_sim_now(o->sim);
+    o->gen = gen;
+    o->delivered_t = now;
     for (size_t i = 0; i < o->n_subs; i++) {
         struct sp_event *ev = sp_sim_schedule(o->sim, now, SP_PRIO_ORACLE, o->subs[i].who,
                                               o->subs[i].kind);
@@ -620,10 +672,12 @@ static void deliver(struct oracle *o, double price, sp_time pub_t, sp_time read_
         ev->data.f[0] = price;
         ev->data.u[1] = o->id;
         ev->data.i[2] = pub_t;
+        ev->data.i[3] = gen;
     }
 }
 
-static void publish(struct oracle *o, sp_time t, double price, double source, sp_time read_t)
+static void publish(struct oracle *o, sp_time t, double price, double source, sp_time read_t,
+                    int gen)
 {
     sp_time at = t + o->cfg->latency;
     o->n_updates++;
@@ -637,7 +691,7 @@ static void publish(struct oracle *o, sp_time t, double price, double source, sp
         sp_rec_append(o->tab, row);
     }
     if (at == t) {
-        deliver(o, price, t, read_t);
+        deliver(o, price, t, read_t, gen);
         return;
     }
     struct sp_event *ev = sp_sim_schedule(o->sim, at, SP_PRIO_ORACLE, o->id, EV_DELIVER);
@@ -649,11 +703,29 @@ static void publish(struct oracle *o, sp_time t, double price, double source, sp
     ev->data.f[0] = price;
     ev->data.i[1] = t;
     ev->data.i[2] = read_t;
+    ev->data.i[3] = gen;
+}
+
+/* The generation a read at t carries: 1 + the highest liquidation tag of
+ * the market legs since the previous read, 0 if none. */
+static int read_generation(struct oracle *o, sp_time t)
+{
+    sp_time since = o->last_poll < 0 ? 0 : o->last_poll;
+    int g = -1;
+    for (size_t i = 0; i < o->n_legs; i++) {
+        const struct leg *l = &o->legs[i];
+        if (l->type == SP_SOURCE_VALUE || l->type == SP_SOURCE_REFERENCE) continue;
+        int x = sp_venue_liq_generation(o->sim, l->entity, since);
+        if (x > g) g = x;
+    }
+    o->last_poll = t;
+    return g >= 0 ? g + 1 : 0;
 }
 
 static void poll_source(struct oracle *o, sp_time t)
 {
     double s = read_source(o, t);
+    int gen = read_generation(o, t);
     /* The delivered price ages even while the source has no usable price
      * (a worthless vault share reads 0): a feed does not publish <= 0 —
      * Aave's AaveOracle falls back on answers <= 0 — so it goes stale. */
@@ -668,7 +740,7 @@ static void poll_source(struct oracle *o, sp_time t)
     double p = s * factor, price = p;
     sp_time read_t = t;
     if (o->rule->poll(o->rule_state, o->cfg, t, p, &price, &read_t))
-        publish(o, t, price, s, read_t);
+        publish(o, t, price, s, read_t, gen);
 }
 
 void sp_oracle_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
@@ -679,7 +751,10 @@ void sp_oracle_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
         sp_time next = ev->t + o->cfg->poll;
         if (next <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, next);
     } else if (ev->kind == EV_DELIVER) {
-        deliver(o, ev->data.f[0], ev->data.i[1], ev->data.i[2]);
+        deliver(o, ev->data.f[0], ev->data.i[1], ev->data.i[2], (int)ev->data.i[3]);
+    } else if (ev->kind == EV_TRADE) {
+        o->trade_pending = false;
+        poll_source(o, ev->t);
     }
 }
 
@@ -731,6 +806,20 @@ sp_time sp_oracle_updated_at(struct sp_sim *sim, sp_id id)
     if (!sp_is_oracle(sim, id)) return -1;
     const struct oracle *o = sp_sim_entity_state(sim, id);
     return o->have ? o->pub_t : -1;
+}
+
+int sp_oracle_generation(struct sp_sim *sim, sp_id id)
+{
+    if (!sp_is_oracle(sim, id)) return -1;
+    const struct oracle *o = sp_sim_entity_state(sim, id);
+    return o->have ? o->gen : -1;
+}
+
+sp_time sp_oracle_delivered_at(struct sp_sim *sim, sp_id id)
+{
+    if (!sp_is_oracle(sim, id)) return -1;
+    const struct oracle *o = sp_sim_entity_state(sim, id);
+    return o->have ? o->delivered_t : -1;
 }
 
 int sp_oracle_subscribe(struct sp_sim *sim, sp_id oracle, sp_id subscriber, uint16_t kind)

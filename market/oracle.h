@@ -43,12 +43,21 @@ double sp_oracle_price(struct sp_sim *sim, sp_id id);
  * first delivery or for an entity that is not an oracle. */
 sp_time sp_oracle_updated_at(struct sp_sim *sim, sp_id id);
 
+/* Cascade generation of the delivered price: 1 + the highest liquidation
+ * tag (spiral/market.h) its source markets carried since its previous
+ * poll, 0 when none (reference and value sources are exogenous: 0); -1
+ * before the first delivery or for an entity that is not an oracle. */
+int sp_oracle_generation(struct sp_sim *sim, sp_id id);
+/* When the delivered price reached consumers (-1 before the first). */
+sp_time sp_oracle_delivered_at(struct sp_sim *sim, sp_id id);
+
 /* From now on, every delivery of `oracle` also schedules an event of `kind`
  * for `subscriber` at the delivery time, priority SP_PRIO_ORACLE (after the
  * delivery itself, so sp_oracle_price already returns the new price), with
  *   data.f[0] = the delivered price,
  *   data.u[1] = the oracle's id,
- *   data.i[2] = its publication time (sp_time).
+ *   data.i[2] = its publication time (sp_time),
+ *   data.i[3] = its cascade generation (sp_oracle_generation).
  * Call from init or start.  SP_EINVAL if `oracle` is not an oracle or
  * `subscriber` is not an entity; SP_ENOMEM. */
 int sp_oracle_subscribe(struct sp_sim *sim, sp_id oracle, sp_id subscriber, uint16_t kind);
@@ -89,6 +98,7 @@ struct sp_oracle_cfg {
     struct sp_oracle_source_cfg source;
     sp_time poll;
     sp_time latency;
+    bool on_trade;                           /* also poll right after each trade */
     struct sp_oracle_failure_cfg *failures;
     size_t n_failures;
     /* rule parameters */
@@ -112,6 +122,12 @@ extern const struct sp_schema sp_oracle_failure_schema;
     { "latency", SP_T_DURATION, SP_F_MIN, 0, 0, "0s", "time",                               \
       "Delay between a publication and its delivery to consumers.",                         \
       offsetof(struct sp_oracle_cfg, latency), NULL, 0 },                                   \
+    { "on_trade", SP_T_BOOL, 0, 0, 0, "false", NULL,                                        \
+      "Also read the source right after every trade on a market it reads (spot or mid, "    \
+      "not twap), at the same instant (priority oracle, before the agents), and apply the " \
+      "update rule: with chainlink deviation 0 a feed that follows its venue instantly, "   \
+      "so a liquidation sale reaches the protocol in the same instant (cascades).",          \
+      offsetof(struct sp_oracle_cfg, on_trade), NULL, 0 },                                  \
     { "failures", SP_T_LIST, 0, 0, 0, NULL, NULL,                                           \
       "Intervals of failure: frozen (no publications) or offset (reads scaled).",           \
       offsetof(struct sp_oracle_cfg, failures), &sp_oracle_failure_schema,                  \

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "testutil.h"
 
@@ -235,7 +236,12 @@ static void interrupt_run(const char *tag, const char *horizon, const char *extr
              horizon);
     tu_write(scn, yaml);
     char *argv[] = { "spiral", "run", scn, "-o", out, (char *)extra_arg, (char *)extra_val, NULL };
+    remove(out);
     pid_t pid = tu_spawn(argv, log);
+    /* Count the delay from when the run has started (its file exists): on a
+     * loaded machine start-up alone can take longer than the delay. */
+    struct timespec tick = { 0, 10 * 1000 * 1000 };
+    for (int i = 0; i < 3000 && access(out, F_OK) != 0; i++) nanosleep(&tick, NULL);
     struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
     nanosleep(&ts, NULL);
     kill(pid, sig);

@@ -507,6 +507,7 @@ static const char *const cdp_yaml =
     "    stablecoin: DAI\n"
     "    surplus: 100\n"
     "    debt_ceiling: 1000000\n"
+    "    liquidation: {kick: keeper}\n"
     "    collaterals:\n"
     "      - {token: ETH, oracle: osm_eth, liquidation_ratio: 1.5, liquidation_penalty: 13%,\n"
     "         debt_ceiling: 5000, stability_fee: 5%, dust: 100}\n"

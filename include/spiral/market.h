@@ -18,6 +18,7 @@
 #ifndef SPIRAL_MARKET_H
 #define SPIRAL_MARKET_H
 
+#include <stdbool.h>
 #include "spiral/ledger.h"
 #include "spiral/module.h"
 
@@ -52,6 +53,9 @@ struct sp_swap {
     double min_out;       /* fail with SP_ERANGE (nothing moves) below this */
     int cause;            /* enum sp_cause */
     int generation;       /* cascade generation (0 = exogenous) */
+    bool propagates;      /* not a liquidation sale, but driven by one (an arbitrage
+                             that follows a liquidation-moved venue): it tags the
+                             venue like a liquidation sale of `generation` does */
 };
 
 struct sp_swap_result {
@@ -73,6 +77,9 @@ struct sp_market_ops {
      * (cumulative(b) - cumulative(a)) / (b - a).  The price counted over an
      * interval is the one in force during it (set by the last trade before). */
     double (*cumulative)(const void *self, sp_time now);
+    /* The venue's liquidation tag (struct sp_venue_tag, embedded in its
+     * state), or NULL: a venue without one is never tagged or watched. */
+    struct sp_venue_tag *(*tag)(void *self);
 };
 
 /* The market ops of entity `id`, or NULL if it is not a market. */
@@ -88,10 +95,55 @@ struct sp_trade {
     sp_id venue, agent;
     int cause, side, generation;
     double amount_in, amount_out, price_before, price_after;
+    bool propagates;      /* as struct sp_swap */
 };
 
-/* Record a trade at the current time (venues call this from swap). */
+/* Record a trade at the current time (venues call this from swap): a row
+ * of /events/trades, the venue's liquidation tag (below), and a call to
+ * every watcher of the venue. */
 void sp_trade_record(struct sp_sim *sim, const struct sp_trade *tr);
+
+/* ---- cascade tags ------------------------------------------------------------
+ * A venue remembers the generations of the LIQUIDATION-DRIVEN trades on it:
+ * liquidation sales (cause SP_CAUSE_LIQUIDATION, whatever their generation)
+ * and trades marked `propagates` (arbitrage that follows such a venue).
+ * Whoever reads the venue's price later (an oracle at its next poll, an
+ * arbitrageur) asks for the highest generation since its previous read:
+ *
+ *   oracle delivery generation = 1 + max tag of its source venues since its
+ *                                previous poll, 0 when none;
+ *   arbitrage generation       = max tag of its venue since its last look
+ *                                (and the trade propagates the tag).
+ *
+ * The tag keeps (time, generation) pairs with generations strictly falling
+ * as time rises (a max-queue: a new pair drops every older pair with a
+ * generation not above its own), so "the highest generation at or after
+ * `since`" is the first pair at or after `since`.  Bounded: past
+ * SP_VENUE_TAG_MAX pairs the oldest (highest) is dropped, which can only
+ * happen with that many generations in flight on one venue. */
+#define SP_VENUE_TAG_MAX 8
+#define SP_VENUE_WATCH_MAX 8
+
+/* Called after each trade on a watched venue (from sp_trade_record, inside
+ * the venue's swap): it must not trade; schedule an event instead. */
+typedef void (*sp_venue_watch_fn)(void *arg, struct sp_sim *sim, sp_id venue);
+
+struct sp_venue_tag {
+    int n;                               /* pairs held */
+    sp_time t[SP_VENUE_TAG_MAX];         /* oldest first */
+    int gen[SP_VENUE_TAG_MAX];
+    int n_watch;
+    sp_venue_watch_fn watch[SP_VENUE_WATCH_MAX];
+    void *watch_arg[SP_VENUE_WATCH_MAX];
+};
+
+/* The highest generation of liquidation-driven trades on `venue` at or
+ * after `since`; -1 when there was none (or `venue` keeps no tag). */
+int sp_venue_liq_generation(struct sp_sim *sim, sp_id venue, sp_time since);
+/* Call fn(arg, sim, venue) after every trade on `venue` (from init or
+ * start).  SP_EINVAL if it is not a market with a tag; SP_ERANGE past
+ * SP_VENUE_WATCH_MAX watchers. */
+int sp_venue_watch(struct sp_sim *sim, sp_id venue, sp_venue_watch_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,13 @@ struct sp_world_cfg {
     size_t n_protocols;
     struct sp_module_cfg *agents;
     size_t n_agents;
+    /* `chain:` — a single map {type: instant | eip1559, ...} (or just the
+     * type name); bound as one module item of kind "chain", entity "chain".
+     * sp_world_bind fills in `type: instant` when the section is absent, so
+     * n_chain is 1 after a successful bind (0 only if the registry has no
+     * chain types). */
+    struct sp_module_cfg *chain;
+    size_t n_chain;
 };
 
 const struct sp_schema *sp_world_schema(void);
