@@ -1,5 +1,6 @@
 /*
- * main.c — the `spiral` command line: run, validate, info.
+ * main.c — the `spiral` command line: run, validate, info, types; sweep and
+ * stress live in sweep.c and stress.c.
  *
  * Exit codes: 0 success; 1 the run failed (I/O, a model invariant); 2 bad
  * input or usage (scenario errors, bad options, an output that cannot be
@@ -25,6 +26,7 @@
 #include "spiral/version.h"
 #include "spiral/world.h"
 #include "info.h"
+#include "sweep-internal.h"
 
 enum { EXIT_RUNFAIL = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
@@ -37,6 +39,8 @@ static const char usage_main[] =
     "Commands:\n"
     "  run SCENARIO.yaml       run a scenario and write an HDF5 file\n"
     "  validate SCENARIO.yaml  check a scenario (and overrides) without running it\n"
+    "  sweep SWEEP.yaml        run a scenario over parameter axes x seeds, in parallel\n"
+    "  stress SCENARIO.yaml    find the critical value of a parameter by bisection\n"
     "  info FILE.h5            summarise a run's output file\n"
     "  types                   list the module types a scenario can use\n"
     "\n"
@@ -266,6 +270,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             goto out;
         }
     }
+    /* Test-only (tests/test_sweep.c): crash like a buggy worker would, to
+     * check that `spiral sweep` marks just that run failed. */
+    const char *crash = getenv("SPIRAL_TEST_CRASH_ON_SEED");
+    if (crash && *crash && strtoll(crash, NULL, 10) == (long long)cfg.seed) abort();
     struct progress_state ps = { false };
     struct sp_world_run req = { 0 };
     req.output = output;
@@ -416,10 +424,18 @@ int main(int argc, char **argv)
         free(cmdline);
         return rc;
     }
+    if (!strcmp(cmd, "sweep") || !strcmp(cmd, "stress")) {
+        char *cmdline = join_argv(argc, argv);
+        int rc = !strcmp(cmd, "sweep") ? sp_cmd_sweep(argc - 1, argv + 1, cmdline)
+                                       : sp_cmd_stress(argc - 1, argv + 1, cmdline);
+        free(cmdline);
+        return rc;
+    }
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "types")) return cmd_types(argc - 1, argv + 1);
-    static const char *const cmds[] = { "run", "validate", "info", "types", "help", "version" };
+    static const char *const cmds[] = { "run", "validate", "sweep", "stress", "info", "types",
+                                           "help", "version" };
     const char *near = sp_suggest(cmd, cmds, sizeof cmds / sizeof cmds[0]);
     if (near) {
         fprintf(stderr, "spiral: unknown command '%s' (did you mean '%s'?)\nTry 'spiral --help'.\n", cmd, near);

@@ -7,6 +7,12 @@
     run.dataset("markets/pool")        # xarray.Dataset indexed by t (h5netcdf engine)
     run.markets(), run.oracles(), run.trades(), run.summary()
 
+    sw = Sweep("sweeps/fees")          # a `spiral sweep` directory (or its summary.h5)
+    sw.frame                           # one row per run: arm, replicate, seed, axes, status, metrics
+    sw.runs(), sw.run(3)               # run file paths; run i as a Run
+    st = Stress("stress/det.h5")       # a `spiral stress` file
+    st.critical_value, st.curve, st.evaluations
+
 Tables are groups of equal-length 1-D datasets; category columns carry the CF
 attributes ``flag_values`` / ``flag_meanings`` and are decoded here to
 ``pandas.Categorical`` (categories in code order).
@@ -22,7 +28,7 @@ try:  # python3-yaml; optional
 except ImportError:  # pragma: no cover - depends on the machine
     yaml = None
 
-__all__ = ["Run", "SpiralFileError", "IncompleteRunError", "decode_category"]
+__all__ = ["Run", "Sweep", "Stress", "SpiralFileError", "IncompleteRunError", "decode_category"]
 
 
 class SpiralFileError(Exception):
@@ -419,3 +425,145 @@ class Run:
     def has(self, group):
         """Whether the file holds the table group (e.g. "positions")."""
         return group.strip("/") in self._f and isinstance(self._f[group.strip("/")], h5py.Group)
+
+
+# -- sweeps and stress tests (docs/output.md: "Sweep output", "Stress output") --
+
+def _read_table(group):
+    """An h5py group of equal-length 1-D datasets -> DataFrame, categories
+    decoded, the dimension scale first, then the file's (name) order."""
+    names = [k for k, v in group.items() if isinstance(v, h5py.Dataset)]
+    first = [k for k in names if _py(group[k].attrs.get("CLASS", b"")) == "DIMENSION_SCALE"]
+    cols = {}
+    for k in first + [k for k in names if k not in first]:
+        d = group[k]
+        data = d[()]
+        if _is_category(d):
+            data = decode_category(data, d.attrs["flag_values"], d.attrs["flag_meanings"])
+        cols[k] = data
+    return pd.DataFrame(cols)
+
+
+def _open_kind(path, kind):
+    if not os.path.exists(path):
+        raise SpiralFileError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SpiralFileError(f"{path}: not a readable HDF5 file ({e})") from None
+    if _py(f.attrs.get("kind", "")) != kind:
+        f.close()
+        raise SpiralFileError(f"{path}: not a spiral {kind} file (root attribute kind != {kind!r})")
+    return f
+
+
+class Sweep:
+    """A directory written by ``spiral sweep`` (its ``summary.h5`` and ``runs/``).
+
+    ``Sweep(dir)`` (or the path of ``summary.h5``) reads the summary:
+
+    - ``frame``: one row per run, in run order — ``run``, ``arm``,
+      ``replicate``, ``seed``, ``status`` and ``resumed`` (Categorical),
+      ``exit_code``, ``wall_seconds``, one column per axis (float64, or
+      Categorical of the values' text for non-numeric axes) and one float64
+      column per ``/summary`` metric (NaN where a run lacks it or did not
+      complete);
+    - ``axes``: the axis keys in file order; ``metrics``: the metric names;
+    - ``attrs``: root attributes (``status`` is ``interrupted`` when the
+      sweep was stopped; ``n_complete``, ``n_failed``, ... count rows);
+    - ``sweep_text``: the sweep file as it was.
+
+    ``runs()`` lists run file paths (row order), ``run(i)`` opens run ``i``
+    as a :class:`Run`, ``by_arm(metric)`` averages a metric over replicates.
+    """
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            self.dir, self.path = path, os.path.join(path, "summary.h5")
+        else:
+            self.dir, self.path = os.path.dirname(path) or ".", path
+        with _open_kind(self.path, "sweep") as f:
+            self.attrs = {k: _py(v) for k, v in f.attrs.items()}
+            self.frame = _read_table(f["runs"])
+            ax = {k: _py(v) for k, v in f["axes"].attrs.items()}
+            self.axes = [ax[f"axis_{i}"] for i in range(int(ax.get("n_axes", 0)))]
+            self.axis_values = {ax[f"axis_{i}"]: ax[f"axis_{i}_values"] for i in range(len(self.axes))}
+            self.sweep_text = _py(f["sweep.yaml"][()]) if "sweep.yaml" in f else None
+            files = _py(f["run_files"][()]) if "run_files" in f else ""
+        self._files = [x for x in files.split("\n") if x]
+        fixed = {"run", "arm", "replicate", "seed", "status", "resumed", "exit_code", "wall_seconds"}
+        self.metrics = [c for c in self.frame.columns if c not in fixed and c not in self.axes]
+        self.frame.attrs.update({"sweep": self.attrs.get("sweep"), "axes": list(self.axes)})
+
+    status = property(lambda self: self.attrs.get("status"))
+
+    def __len__(self):
+        return len(self.frame)
+
+    def __repr__(self):
+        return (f"Sweep({self.dir!r}: {len(self.frame)} runs, axes={self.axes}, "
+                f"status={self.status!r})")
+
+    def runs(self):
+        """Paths of the run files, in row order (they exist for run rows whose
+        status is not ``not_run``)."""
+        runs_dir = os.path.join(self.dir, str(self.attrs.get("runs_dir", "runs")))
+        return [os.path.join(runs_dir, x) for x in self._files]
+
+    def run(self, i, allow_incomplete=False):
+        """Run ``i`` (the ``run`` column) as a :class:`Run`."""
+        return Run(self.runs()[int(i)], allow_incomplete=allow_incomplete)
+
+    def complete(self):
+        """The rows whose status is ``complete``."""
+        return self.frame[np.asarray(self.frame["status"] == "complete")]
+
+    def by_arm(self, metric):
+        """Mean, standard deviation, count and a normal 95 % half-width of
+        ``metric`` over the complete replicates of each arm, indexed by the
+        axis values."""
+        df = self.complete()
+        keys = self.axes if self.axes else ["arm"]
+        g = df.groupby(keys, observed=True)[metric]
+        out = pd.DataFrame({"mean": g.mean(), "std": g.std(), "n": g.count()})
+        out["ci95"] = 1.96 * out["std"] / np.sqrt(out["n"])
+        return out
+
+
+class Stress:
+    """A file written by ``spiral stress`` (the fragility curve).
+
+    ``critical_value`` (NaN when the threshold is never exceeded in the
+    range), ``bracket`` (lo, hi), ``result`` (``found``, ``exceeded_at_lo``,
+    ``not_reached``, ``interrupted``), ``param``, ``metric``, ``threshold``;
+    ``curve``: one row per evaluated parameter value, sorted (``param``,
+    ``mean``, ``std``, ``n_ok``, ``exceeds``, ``phase``, ``order``);
+    ``evaluations``: one row per run (``order``, ``param``, ``replicate``,
+    ``seed``, ``value``, ``status``, ``resumed``); ``runs()`` the run files.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        with _open_kind(self.path, "stress") as f:
+            self.attrs = {k: _py(v) for k, v in f.attrs.items()}
+            self.curve = _read_table(f["curve"])
+            self.evaluations = _read_table(f["evaluations"])
+
+    status = property(lambda self: self.attrs.get("status"))
+    critical_value = property(lambda self: float(self.attrs["critical_value"]))
+    bracket = property(lambda self: (float(self.attrs["bracket_lo"]), float(self.attrs["bracket_hi"])))
+    result = property(lambda self: self.attrs.get("result"))
+    param = property(lambda self: self.attrs.get("param"))
+    metric = property(lambda self: self.attrs.get("metric"))
+    threshold = property(lambda self: float(self.attrs["threshold"]))
+
+    def __repr__(self):
+        return (f"Stress({self.path!r}: {self.param} -> {self.metric} > {self.threshold}: "
+                f"{self.result}, critical {self.critical_value})")
+
+    def runs(self):
+        """Run file paths, in the order of ``evaluations``."""
+        d = os.path.join(os.path.dirname(self.path) or ".", str(self.attrs.get("runs_dir", "")))
+        return [os.path.join(d, f"p{int(o):03d}_r{int(k)}.h5")
+                for o, k in zip(self.evaluations["order"], self.evaluations["replicate"])]
