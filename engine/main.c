@@ -63,6 +63,14 @@ static const char usage_run[] =
     "                      (repeatable; list items by index or by name; validated as the file)\n"
     "      --until T       stop at simulated time T (e.g. 6h); default the horizon\n"
     "      --pace X        run X simulated seconds per wall second (default: flat out)\n"
+    "      --counterfactual none|no-feedback\n"
+    "                      shorthand for --set counterfactual=...: no-feedback sends every\n"
+    "                      liquidation sale to a sink at the reference price (no slippage)\n"
+    "      --amplification first run the no-feedback twin (same seed and overrides) to\n"
+    "                      OUT_nofeedback.h5, then this run, whose /summary gets\n"
+    "                      amplification, amplification_MARKET (max drawdown with feedback\n"
+    "                      / without) and drawdown_nofeedback_MARKET\n"
+    "      --discard-twin  with --amplification: write no file for the twin\n"
     "  -q, --quiet         print nothing on success\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -204,20 +212,186 @@ static int make_parent_dir(const char *path)
     return mkdir(dir, 0777);
 }
 
+/* ---- --amplification ------------------------------------------------------ */
+
+struct summary_copy {
+    char **name;
+    double *value;
+    size_t n;
+    bool nomem;
+};
+
+static void summary_copy_release(struct summary_copy *c)
+{
+    for (size_t i = 0; i < c->n; i++) free(c->name[i]);
+    free(c->name);
+    free(c->value);
+    memset(c, 0, sizeof *c);
+}
+
+/* on_summary of the twin: keep its metrics. */
+static void twin_capture(void *arg, struct sp_sim *sim)
+{
+    struct summary_copy *c = arg;
+    size_t n = sp_sim_summary_count(sim);
+    c->name = calloc(n + 1, sizeof *c->name);
+    c->value = calloc(n + 1, sizeof *c->value);
+    if (!c->name || !c->value) { c->nomem = true; return; }
+    for (size_t i = 0; i < n; i++) {
+        const char *k = sp_sim_summary_get(sim, i, &c->value[i]);
+        if (!(c->name[i] = strdup(k))) { c->nomem = true; return; }
+        c->n = i + 1;
+    }
+}
+
+static bool summary_find(const struct summary_copy *c, const char *name, double *v)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->name[i], name)) { *v = c->value[i]; return true; }
+    return false;
+}
+
+static bool scalar_is_false(const struct sp_node *n)
+{
+    static const char *const f[] = { "false", "False", "FALSE", "no", "No", "off", "Off" };
+    if (!n || !n->value) return false;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!strcmp(n->value, f[i])) return true;
+    return false;
+}
+
+static const char *module_name(const struct sp_module_cfg *m, char *buf, size_t size)
+{
+    if (m->name) return m->name;
+    if (m->ops && m->ops->default_name) return m->ops->default_name(m->cfg, buf, size);
+    return NULL;
+}
+
+/* The market the first lending protocol's first collateral oracle reads:
+ * the protocol's first `collaterals` item (cdp) or first `assets` item
+ * that is collateral (pool), its `oracle`, that oracle's `source.of` when
+ * the source is spot, mid or twap, or the first such leg of a median.
+ * NULL when there is none (no protocol, or the oracle reads a reference
+ * process or a token's value). */
+static const char *primary_market(const struct sp_world_cfg *cfg, char *buf, size_t size)
+{
+    if (!cfg->n_protocols || !cfg->protocols[0].node) return NULL;
+    const struct sp_node *p = cfg->protocols[0].node, *item = NULL, *list;
+    if ((list = sp_node_get(p, "collaterals"))) {
+        item = sp_node_at(list, 0);
+    } else if ((list = sp_node_get(p, "assets"))) {
+        for (size_t i = 0; (item = sp_node_at(list, i)); i++)
+            if (!scalar_is_false(sp_node_get(item, "collateral"))) break;
+    }
+    const struct sp_node *on = item ? sp_node_get(item, "oracle") : NULL;
+    if (!on || !on->value) return NULL;
+    for (size_t i = 0; i < cfg->n_oracles; i++) {
+        char nb[128];
+        const char *nm = module_name(&cfg->oracles[i], nb, sizeof nb);
+        if (!nm || strcmp(nm, on->value) || !cfg->oracles[i].node) continue;
+        const struct sp_node *src = sp_node_get(cfg->oracles[i].node, "source");
+        const struct sp_node *legs = src ? sp_node_get(src, "sources") : NULL;
+        for (size_t k = 0; src; k++) {
+            const struct sp_node *leg = legs ? sp_node_at(legs, k) : (k ? NULL : src);
+            if (!leg) break;
+            const struct sp_node *ty = sp_node_get(leg, "type"), *of = sp_node_get(leg, "of");
+            if (ty && ty->value && of && of->value &&
+                (!strcmp(ty->value, "spot") || !strcmp(ty->value, "mid") ||
+                 !strcmp(ty->value, "twap"))) {
+                snprintf(buf, size, "%s", of->value);
+                return buf;
+            }
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+struct amp_ctx {
+    const struct summary_copy *twin;
+    const struct sp_world_cfg *cfg;
+};
+
+/* with / without: 0/0 is NaN, x/0 (x > 0) is +inf. */
+static double amp_ratio(double with, double without)
+{
+    if (without == 0) return with == 0 ? NAN : INFINITY;
+    return with / without;
+}
+
+/* on_summary of the main run: for every market with a max_drawdown_<market>
+ * metric in both runs, drawdown_nofeedback_<market> and
+ * amplification_<market>; then `amplification` for the primary market (or,
+ * without one, the market with the largest drawdown with feedback; the
+ * first in entity order on a tie). */
+static void amp_write(void *arg, struct sp_sim *sim)
+{
+    const struct amp_ctx *a = arg;
+    char pbuf[128];
+    const char *primary = primary_market(a->cfg, pbuf, sizeof pbuf);
+    double best_dd = -1, best_amp = NAN, primary_amp = NAN;
+    bool have_primary = false, have_best = false;
+    for (sp_id id = 0; id < sp_sim_entity_count(sim); id++) {
+        const struct sp_module_ops *ops = sp_sim_entity_ops(sim, id);
+        if (!ops || strcmp(ops->kind, "market")) continue;
+        const char *name = sp_sim_entity_name(sim, id);
+        char key[300];
+        snprintf(key, sizeof key, "max_drawdown_%s", name);
+        double with = NAN, without;
+        bool found = false;
+        for (size_t i = 0; i < sp_sim_summary_count(sim) && !found; i++) {
+            double v;
+            if (!strcmp(sp_sim_summary_get(sim, i, &v), key)) { with = v; found = true; }
+        }
+        if (!found || !summary_find(a->twin, key, &without)) continue;
+        double amp = amp_ratio(with, without);
+        snprintf(key, sizeof key, "drawdown_nofeedback_%s", name);
+        sp_sim_summary(sim, key, without);
+        snprintf(key, sizeof key, "amplification_%s", name);
+        sp_sim_summary(sim, key, amp);
+        if (primary && !strcmp(primary, name)) { primary_amp = amp; have_primary = true; }
+        if (with > best_dd) { best_dd = with; best_amp = amp; have_best = true; }
+    }
+    if (have_primary) sp_sim_summary(sim, "amplification", primary_amp);
+    else if (have_best) sp_sim_summary(sim, "amplification", best_amp);
+}
+
+/* OUT.h5 -> OUT_nofeedback.h5 (OUT -> OUT_nofeedback.h5 without an extension). */
+static char *twin_path(const char *output)
+{
+    size_t n = strlen(output);
+    const char *slash = strrchr(output, '/');
+    const char *dot = strrchr(output, '.');
+    if (!dot || (slash && dot < slash) || dot == output || (slash && dot == slash + 1))
+        dot = output + n;
+    char *p = malloc(n + 32);
+    if (!p) return NULL;
+    sprintf(p, "%.*s_nofeedback%s", (int)(dot - output), output, *dot ? dot : ".h5");
+    return p;
+}
+
 static int cmd_run(int argc, char **argv, const char *cmdline)
 {
     static const struct option opts[] = {
         { "output", required_argument, NULL, 'o' }, { "seed", required_argument, NULL, 's' },
         { "set", required_argument, NULL, 'S' },    { "until", required_argument, NULL, 'u' },
         { "pace", required_argument, NULL, 'p' },   { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+        { "help", no_argument, NULL, 'h' },
+        { "counterfactual", required_argument, NULL, 'C' },
+        { "amplification", no_argument, NULL, 'A' },
+        { "discard-twin", no_argument, NULL, 'D' }, { NULL, 0, NULL, 0 },
     };
     struct common c = { 0 };
-    c.sets = calloc((size_t)argc + 1, sizeof *c.sets);
+    c.sets = calloc((size_t)argc + 2, sizeof *c.sets);
+    /* --counterfactual X becomes --set counterfactual=X, in its place. */
+    char **cf_sets = calloc((size_t)argc + 1, sizeof *cf_sets);
+    size_t n_cf = 0;
+    char *twin_out = NULL;
+    struct summary_copy twin_sum = { 0 };
     const char *output = NULL;
     sp_time until = 0;
     double pace = 0;
-    bool quiet = false;
+    bool quiet = false, amplification = false, discard_twin = false;
     int opt, ret = 0;
     optind = 1;
     opterr = 0;
@@ -242,6 +416,16 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             break;
         }
         case 'q': quiet = true; break;
+        case 'C': {
+            char *set = malloc(strlen(optarg) + sizeof "counterfactual=");
+            if (!set || !cf_sets) { ret = EXIT_RUNFAIL; free(set); goto out; }
+            sprintf(set, "counterfactual=%s", optarg);
+            cf_sets[n_cf++] = set;
+            c.sets[c.n_sets++] = set;
+            break;
+        }
+        case 'A': amplification = true; break;
+        case 'D': discard_twin = true; break;
         case 'h': fputs(usage_run, stdout); goto out;
         case ':': ret = usage_error("run", "option '%s' needs a value", argv[optind - 1]); goto out;
         default: ret = usage_error("run", "unknown option '%s'", argv[optind - 1]); goto out;
@@ -254,10 +438,21 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
     c.scenario = argv[optind];
 
+    if (discard_twin && !amplification) {
+        ret = usage_error("run", "--discard-twin applies only with --amplification");
+        goto out;
+    }
     struct sp_scenario *sc = NULL;
     struct sp_world_cfg cfg;
     ret = load_scenario(&c, &sc, &cfg);
     if (ret) { sp_scenario_destroy(sc); goto out; }
+    if (amplification && cfg.counterfactual != SP_CF_NONE) {
+        sp_scenario_destroy(sc);
+        ret = usage_error("run", "--amplification compares this run with its no-feedback twin: "
+                          "the run itself needs counterfactual: none (it is %s)",
+                          sp_counterfactual_names[cfg.counterfactual]);
+        goto out;
+    }
 
     char default_out[PATH_MAX];
     if (!output) {
@@ -275,7 +470,54 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     const char *crash = getenv("SPIRAL_TEST_CRASH_ON_SEED");
     if (crash && *crash && strtoll(crash, NULL, 10) == (long long)cfg.seed) abort();
     struct progress_state ps = { false };
+    struct amp_ctx amp = { &twin_sum, &cfg };
+    if (amplification) {
+        /* The twin: the same file, seed and overrides, then counterfactual:
+         * no-feedback (last, so it wins). */
+        struct common tc = c;
+        tc.sets[tc.n_sets++] = "counterfactual=no-feedback";
+        struct sp_scenario *tsc = NULL;
+        struct sp_world_cfg tcfg;
+        ret = load_scenario(&tc, &tsc, &tcfg);
+        if (ret) { sp_scenario_destroy(tsc); sp_scenario_destroy(sc); goto out; }
+        twin_out = discard_twin ? NULL : twin_path(output);
+        struct sp_world_run treq = { 0 };
+        treq.output = twin_out;
+        treq.command_line = cmdline;
+        treq.run.until = until;
+        treq.run.pace = pace;
+        treq.run.handle_signals = true;
+        treq.on_summary = twin_capture;
+        treq.on_summary_arg = &twin_sum;
+        if (!quiet && isatty(STDERR_FILENO)) {
+            treq.run.progress = progress_line;
+            treq.run.progress_arg = &ps;
+        }
+        struct sp_diag td = { 0 };
+        enum sp_run_status tst = SP_RUN_FAILED;
+        int trc = sp_world_run(tsc, &tcfg, &treq, &tst, &td);
+        if (ps.shown) { fputs("\r\033[K", stderr); ps.shown = false; }
+        sp_scenario_destroy(tsc);
+        if (trc || tst != SP_RUN_COMPLETE || twin_sum.nomem) {
+            sp_diag_print(&td, stderr);
+            sp_diag_release(&td);
+            sp_scenario_destroy(sc);
+            bool intr = !trc && tst == SP_RUN_INTERRUPTED;
+            ret = trc ? EXIT_USAGE : intr ? EXIT_INTERRUPTED : EXIT_RUNFAIL;
+            fprintf(stderr, "spiral run: the no-feedback twin %s%s%s; the run itself was not "
+                    "started\n", intr ? "was interrupted" : "failed",
+                    twin_out && !trc ? ", see " : "", twin_out && !trc ? twin_out : "");
+            goto out;
+        }
+        if (td.n_errors) sp_diag_print(&td, stderr);
+        sp_diag_release(&td);
+        if (!quiet && twin_out) printf("wrote %s (status complete, no-feedback twin)\n", twin_out);
+    }
     struct sp_world_run req = { 0 };
+    if (amplification) {
+        req.on_summary = amp_write;
+        req.on_summary_arg = &amp;
+    }
     req.output = output;
     req.command_line = cmdline;
     req.run.until = until;
@@ -308,6 +550,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     sp_diag_release(&d);
     sp_scenario_destroy(sc);
 out:
+    for (size_t i = 0; i < n_cf; i++) free(cf_sets[i]);
+    free(cf_sets);
+    free(twin_out);
+    summary_copy_release(&twin_sum);
     free(c.sets);
     return ret;
 }

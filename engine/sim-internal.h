@@ -94,6 +94,9 @@ struct sp_sim {
     int fail_code;
     char *fail_msg;
     bool finished;
+    /* world.c sets it (counterfactual: no-feedback); trades.c routes liquidation
+     * sales to the sink at the reference price instead of the venue. */
+    bool no_feedback;
 };
 
 /* trades.c: create /events/trades (entity names become the code maps). */

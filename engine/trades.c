@@ -11,7 +11,22 @@
  * (now, generation) into its venue's tag, a max-queue kept in the venue's
  * own state (ops->tag), and every trade calls the venue's watchers (oracles
  * that publish on trades), which only schedule events.
+ *
+ * Counterfactual without feedback (`counterfactual: no-feedback`,
+ * sim->no_feedback): a swap of cause SP_CAUSE_LIQUIDATION never reaches its
+ * venue.  The sink burns the seller's input and mints the output at the
+ * reference price of the venue's pair, p = sp_token_value(base) /
+ * sp_token_value(quote) (a base token: its reference process; a stable
+ * without one: 1; an lst: rate x its underlying's reference), with no fee,
+ * no slippage and no min_out (the seller sized the sale on the venue's
+ * quote; the sink always fills it).  The sale is a row of /events/trades as
+ * usual (venue: the one it would have hit; price_before = price_after =
+ * that venue's price), but it neither tags the venue nor calls its watchers:
+ * nothing moved, so no oracle and no arbitrageur has anything to follow,
+ * and generations stay 0.  Supplies change by the burn and the mint, so
+ * sp_ledger_check holds.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "spiral/market.h"
@@ -35,12 +50,55 @@ const struct sp_market_ops *sp_market_ops_of(const struct sp_sim *sim, sp_id id)
     return (const struct sp_market_ops *)ops;   /* market ops embed the base first */
 }
 
+static void trade_row(struct sp_sim *sim, const struct sp_trade *tr);
+
+/* The no-feedback sink (see the top of the file). */
+static int sink_swap(struct sp_sim *sim, sp_id venue, const struct sp_market_ops *m,
+                     const struct sp_swap *req, struct sp_swap_result *res)
+{
+    void *st = sp_sim_entity_state(sim, venue);
+    if (!m->pair || !req || (req->side != SP_BUY && req->side != SP_SELL) ||
+        req->agent == venue || req->agent >= (sp_id)sim->n_ents ||
+        !(req->amount_in > 0.0 && req->amount_in < INFINITY))
+        return SP_EINVAL;
+    sp_token base, quote;
+    m->pair(st, &base, &quote);
+    double p = sp_token_value(sim, base) / sp_token_value(sim, quote);
+    if (!(p > 0) || !isfinite(p)) {
+        sp_sim_fail(sim, SP_EMODEL, "counterfactual no-feedback: no reference price for %s/%s "
+                    "(venue '%s'): give %s a reference process", sp_token_name(sim, base),
+                    sp_token_name(sim, quote), sp_sim_entity_name(sim, venue),
+                    sp_token_name(sim, base));
+        return SP_EMODEL;
+    }
+    sp_token in = req->side == SP_SELL ? base : quote, out_tok = req->side == SP_SELL ? quote : base;
+    if (!(sp_balance(sim, req->agent, in) >= req->amount_in)) return SP_ERANGE;
+    double out = req->side == SP_SELL ? req->amount_in * p : req->amount_in / p;
+    int rc;
+    if ((rc = sp_burn(sim, in, req->agent, req->amount_in))) return rc;
+    if ((rc = sp_mint(sim, out_tok, req->agent, out))) return rc;
+    double price = m->price ? m->price(st) : NAN;
+    struct sp_trade tr = {
+        .venue = venue, .agent = req->agent, .cause = req->cause, .side = req->side,
+        .generation = req->generation, .amount_in = req->amount_in, .amount_out = out,
+        .price_before = price, .price_after = price, .propagates = false,
+    };
+    sim->n_trades++;
+    trade_row(sim, &tr);
+    res->amount_in = req->amount_in;
+    res->amount_out = out;
+    res->price_before = res->price_after = price;
+    return SP_OK;
+}
+
 int sp_market_swap(struct sp_sim *sim, sp_id venue, const struct sp_swap *req,
                    struct sp_swap_result *res)
 {
     const struct sp_market_ops *m = sp_market_ops_of(sim, venue);
     if (!m || !m->swap) return SP_EINVAL;
     struct sp_swap_result tmp;
+    if (sim->no_feedback && req && req->cause == SP_CAUSE_LIQUIDATION)
+        return sink_swap(sim, venue, m, req, res ? res : &tmp);
     return m->swap(sp_sim_entity_state(sim, venue), sim, req, res ? res : &tmp);
 }
 
@@ -116,6 +174,12 @@ void sp_trade_record(struct sp_sim *sim, const struct sp_trade *tr)
             tag_push(g, sim->now, tr->generation > 0 ? tr->generation : 0);
         for (int i = 0; i < g->n_watch; i++) g->watch[i](g->watch_arg[i], sim, tr->venue);
     }
+    trade_row(sim, tr);
+}
+
+/* The /events/trades row only. */
+static void trade_row(struct sp_sim *sim, const struct sp_trade *tr)
+{
     if (!sim->trades) return;
     union sp_rec_val row[10];
     row[0].f = sp_time_sec(sim->now);

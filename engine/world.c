@@ -144,6 +144,8 @@ static const struct sp_schema output_schema = {
 
 static int world_check(void *bound, const struct sp_check_ctx *ctx);
 
+const char *const sp_counterfactual_names[] = { "none", "no-feedback", NULL };
+
 static const struct sp_field world_fields[] = {
     { "name", SP_T_NAME, 0, 0, 0, NULL, NULL,
       "Name of the scenario; default the file name without extension.",
@@ -155,6 +157,16 @@ static const struct sp_field world_fields[] = {
       offsetof(struct sp_world_cfg, seed), NULL, 0 },
     { "horizon", SP_T_DURATION, SP_F_REQUIRED | SP_F_MIN_EXCL, 0, 0, NULL, "time",
       "Simulated length of the run.", offsetof(struct sp_world_cfg, horizon), NULL, 0 },
+    { "counterfactual", SP_T_ENUM, 0, 0, 0, "none", NULL,
+      "none: the world as written. no-feedback: every liquidation sale (keepers' sales of "
+      "seized or won collateral, amm_direct sales by the protocol) goes to an infinitely "
+      "deep sink at the reference price of its venue's pair (fundamental value of base / of "
+      "quote, sp_token_value: a reference process's price, 1 for a stable without one, rate "
+      "x underlying for an lst) instead of the venue: no fee, no slippage, the venue and "
+      "its oracles do not move. The sale is still a row of /events/trades (price_before = "
+      "price_after = the venue's price). Same seed, same reference paths: `spiral run "
+      "--amplification` compares the two (docs/lending.md).",
+      offsetof(struct sp_world_cfg, counterfactual), sp_counterfactual_names, 0 },
     { "output", SP_T_MAP, 0, 0, 0, NULL, NULL, "Recording options.",
       offsetof(struct sp_world_cfg, output), &output_schema, 0 },
     { "tokens", SP_T_LIST, SP_F_REQUIRED, 0, 0, NULL, NULL, "The tokens of the world.",
@@ -647,6 +659,7 @@ int sp_world_build(struct sp_sim **out, const struct sp_world_cfg *cfg, struct s
     if (rc) { sp_diag_error(d, NULL, "cannot create the simulation: %s", sp_strerror(rc)); return rc; }
     sp_sim_set_horizon(sim, cfg->horizon);
     sp_sim_set_sample_every(sim, cfg->output.sample_every);
+    sim->no_feedback = cfg->counterfactual == SP_CF_NO_FEEDBACK;
     const char **tokens = calloc(cfg->n_tokens + 1, sizeof *tokens);
     if (!tokens) { sp_sim_destroy(sim); return SP_ENOMEM; }
     for (size_t i = 0; i < cfg->n_tokens; i++) tokens[i] = cfg->tokens[i].name;
@@ -755,6 +768,8 @@ static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct
     rc |= sp_rec_attr_str(rec, "/", "created_utc", buf);
     rc |= sp_rec_attr_str(rec, "/", "command_line", req->command_line ? req->command_line : "");
     rc |= sp_rec_attr_f64(rec, "/", "horizon", sp_time_sec(cfg->horizon));
+    rc |= sp_rec_attr_str(rec, "/", "counterfactual",
+                          sp_counterfactual_names[cfg->counterfactual]);
     char *yaml = sp_scenario_emit(sc);
     if (!yaml) return SP_ENOMEM;
     rc |= sp_rec_text(rec, "/config.yaml", yaml);
@@ -796,6 +811,7 @@ int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
     if (!sp_sim_failure(sim, NULL) && sp_sim_start(sim) == SP_OK)
         st = sp_sim_run(sim, &req->run);
     sp_sim_finish(sim);
+    if (req->on_summary) req->on_summary(req->on_summary_arg, sim);
     clock_gettime(CLOCK_MONOTONIC, &w1);
     const char *msg;
     if (sp_sim_failure(sim, &msg)) {

@@ -37,6 +37,15 @@ struct sp_output_cfg {
     int64_t chunk_rows;
 };
 
+/* `counterfactual:` (DESIGN §2 "Shocks and counterfactuals").  NO_FEEDBACK:
+ * every liquidation sale (a swap of cause SP_CAUSE_LIQUIDATION) goes to an
+ * infinitely deep sink at the reference price of the venue's pair instead
+ * of the venue (engine/trades.c), so no slippage reaches the oracles. */
+enum sp_counterfactual { SP_CF_NONE, SP_CF_NO_FEEDBACK, SP_CF_COUNT };
+
+/* NULL-terminated names, in enum order: "none", "no-feedback". */
+extern const char *const sp_counterfactual_names[];
+
 /* The bound root of a scenario file. */
 struct sp_world_cfg {
     const char *name;
@@ -63,6 +72,7 @@ struct sp_world_cfg {
      * chain types). */
     struct sp_module_cfg *chain;
     size_t n_chain;
+    int counterfactual;        /* enum sp_counterfactual */
 };
 
 const struct sp_schema *sp_world_schema(void);
@@ -92,6 +102,12 @@ struct sp_world_run {
     const char *output;        /* HDF5 path, or NULL to record nothing */
     const char *command_line;  /* for the root attribute */
     struct sp_run_opts run;    /* until = 0 means the scenario's horizon */
+    /* Optional: called once the run has finished (every entity's /summary
+     * metrics are in), before /summary is written and the file closed; it
+     * may read the metrics and add more with sp_sim_summary (`spiral run
+     * --amplification` reads the no-feedback twin's and adds its ratios). */
+    void (*on_summary)(void *arg, struct sp_sim *sim);
+    void *on_summary_arg;
 };
 
 /* Build, open the output, run, finish and close.  Errors before the run
