@@ -31,41 +31,6 @@
 #include "spiral/error.h"
 #include "queue-internal.h"
 
-#define SP_QBLOCK_BITS 12
-#define SP_QBLOCK (1u << SP_QBLOCK_BITS)
-#define NOT_QUEUED UINT32_MAX
-#define TRACKED 0x80000000u
-#define INDEX(x) ((x) & ~TRACKED)
-#define MAX_EVENTS TRACKED             /* indices must leave the top bit free */
-
-/* 16 bytes: (t, k) with k = prio << 60 | seq << 32 | TRACKED | index.
- * Comparing (t, k) orders by time, priority class, then insertion sequence
- * (seq is unique among pending events, so the index never decides).  At 10^6
- * pending events the heap outgrows the caches; 16-byte entries instead of 24
- * made the whole engine ~20% faster there (spiral-bench). */
-struct entry {
-    sp_time t;
-    uint64_t k;
-};
-
-#define SEQ_BITS 28
-#define SEQ_LIMIT (1u << SEQ_BITS)
-#define K_INDEX(k) ((uint32_t)(k))
-#define MAKE_K(prio, seq, idx) (((uint64_t)(prio) << 60) | ((uint64_t)(seq) << 32) | (idx))
-
-struct sp_queue {
-    struct entry *heap;
-    size_t n, cap;
-    struct sp_event **blocks;
-    uint32_t *slot;                    /* heap position of tracked events */
-    size_t n_blocks, cap_blocks;
-    uint32_t free_head;                /* index of first free event, or UINT32_MAX */
-    uint32_t seq;                      /* next insertion sequence, < SEQ_LIMIT */
-    struct sp_event *running;          /* event being dispatched, NULL if none/cancelled */
-    bool running_requeued;
-    bool running_was_tracked;          /* keep it tracked after dispatch */
-};
-
 static inline bool less(const struct entry *a, const struct entry *b)
 {
     return a->t < b->t || (a->t == b->t && a->k < b->k);
@@ -73,8 +38,7 @@ static inline bool less(const struct entry *a, const struct entry *b)
 
 static inline struct sp_event *event_at(const struct sp_queue *q, uint32_t index)
 {
-    index = INDEX(index);
-    return &q->blocks[index >> SP_QBLOCK_BITS][index & (SP_QBLOCK - 1)];
+    return sp_queue_event_at(q, index);
 }
 
 int sp_queue_create(struct sp_queue **out)
@@ -374,6 +338,40 @@ int sp_queue_verify(const struct sp_queue *q)
     size_t marked = 0;               /* no stale slot outside the heap */
     for (size_t k = 0; k < q->n_blocks * SP_QBLOCK; k++) marked += q->slot[k] != NOT_QUEUED;
     return marked == tracked ? 0 : -4;
+}
+
+int sp_queue_reset_pool(struct sp_queue *q, size_t n_events, size_t heap_cap)
+{
+    if (n_events % SP_QBLOCK || n_events > MAX_EVENTS || heap_cap > n_events) return SP_EINVAL;
+    for (size_t i = 0; i < q->n_blocks; i++) free(q->blocks[i]);
+    free(q->blocks);
+    free(q->slot);
+    free(q->heap);
+    memset(q, 0, sizeof *q);
+    q->free_head = UINT32_MAX;
+    /* Everything at its final size at once (growing block by block would
+     * realloc the slot array once per block: quadratic at 10^6 events). */
+    size_t nb = n_events / SP_QBLOCK, cap = heap_cap > 1024 ? heap_cap : 1024;
+    q->heap = malloc(cap * sizeof *q->heap);
+    q->blocks = malloc((nb ? nb : 1) * sizeof *q->blocks);
+    q->slot = malloc((n_events ? n_events : 1) * sizeof *q->slot);
+    if (!q->heap || !q->blocks || !q->slot) return SP_ENOMEM;
+    q->cap = cap;
+    q->cap_blocks = nb ? nb : 1;
+    for (size_t b = 0; b < nb; b++) {
+        struct sp_event *blk = calloc(SP_QBLOCK, sizeof *blk);
+        if (!blk) return SP_ENOMEM;
+        q->blocks[q->n_blocks++] = blk;
+    }
+    /* All free, in index order (the snapshot then sets the real order). */
+    for (size_t i = n_events; i-- > 0;) {
+        struct sp_event *ev = event_at(q, (uint32_t)i);
+        ev->index = (uint32_t)i;
+        ev->target = q->free_head;
+        q->slot[i] = NOT_QUEUED;
+        q->free_head = (uint32_t)i;
+    }
+    return SP_OK;
 }
 
 void sp_queue_debug_set_seq(struct sp_queue *q, uint32_t next)

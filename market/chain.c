@@ -62,6 +62,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "chain.h"
 
@@ -648,6 +649,143 @@ static void chain_release(void *self)
     c->n_pend = c->cap_pend = c->cap_cand = c->n_dl = c->cap_dl = 0;
 }
 
+/* ---- snapshot ------------------------------------------------------------------------ */
+
+/* The mempool, the deliveries in flight (their slots are named by queued
+ * events, so they keep their indexes and the free list its order), the base
+ * fee and the counters.  The candidate array is scratch of one block. */
+static void put_tx(struct sp_snapshot_writer *w, const struct sp_tx *tx, uint64_t id,
+                   sp_time submitted)
+{
+    sp_snap_put_array(w, 10);
+    sp_snap_put_u64(w, tx->sender);
+    sp_snap_put_u64(w, tx->kind);
+    sp_snap_put_u64(w, tx->drop_kind);
+    sp_snap_put_u64s(w, tx->data.u, 4);
+    sp_snap_put_f64(w, tx->gas);
+    sp_snap_put_f64(w, tx->max_fee);
+    sp_snap_put_f64(w, tx->priority_fee);
+    sp_snap_put_i64(w, tx->deadline);
+    sp_snap_put_u64(w, id);
+    sp_snap_put_i64(w, submitted);
+}
+
+static int get_tx(struct sp_snapshot_reader *r, struct sp_tx *tx, uint64_t *id, sp_time *submitted)
+{
+    uint32_t sender, kind, drop;
+    sp_snap_get_array_n(r, 10);
+    sp_snap_get_u32(r, &sender);
+    sp_snap_get_u32(r, &kind);
+    sp_snap_get_u32(r, &drop);
+    sp_snap_get_u64s(r, tx->data.u, 4);
+    sp_snap_get_f64(r, &tx->gas);
+    sp_snap_get_f64(r, &tx->max_fee);
+    sp_snap_get_f64(r, &tx->priority_fee);
+    sp_snap_get_i64(r, &tx->deadline);
+    sp_snap_get_u64(r, id);
+    sp_snap_get_i64(r, submitted);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    if (sender >= sp_sim_entity_count(sp_snap_sim(r)) || kind > UINT16_MAX || drop > UINT16_MAX)
+        return sp_snap_fail(r, "a transaction with sender %u, kind %u", sender, kind);
+    tx->sender = sender;
+    tx->kind = (uint16_t)kind;
+    tx->drop_kind = (uint16_t)drop;
+    return SP_OK;
+}
+
+static int chain_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct chain *c = self;
+    sp_snap_put_array(w, 14);
+    sp_snap_put_f64(w, c->base_fee);
+    sp_snap_put_i64(w, c->next_block);
+    sp_snap_put_u64(w, c->next_id);
+    sp_snap_put_u64(w, c->cur_id);
+    sp_snap_put_f64(w, c->cur_fee);
+    sp_snap_put_i64(w, c->cur_submitted);
+    sp_snap_put_u64s(w, (const uint64_t[]){ c->n_blocks, c->n_dropped, c->n_delayed }, 3);
+    sp_snap_put_f64(w, c->sum_delay);
+    sp_snap_put_f64(w, c->max_delay);
+    sp_snap_put_f64(w, c->max_base_fee);
+    sp_snap_put_array(w, c->n_pend);
+    for (size_t i = 0; i < c->n_pend; i++) put_tx(w, &c->pend[i].tx, c->pend[i].id, c->pend[i].submitted);
+    sp_snap_put_array(w, c->n_dl);
+    for (size_t i = 0; i < c->n_dl; i++) {
+        const struct delivery *d = &c->dl[i];
+        sp_snap_put_array(w, 5);
+        put_tx(w, &d->tx, d->id, d->submitted);
+        sp_snap_put_f64(w, d->base_part);
+        sp_snap_put_f64(w, d->tip_part);
+        sp_snap_put_u64(w, d->next_free);
+        sp_snap_put_bool(w, d->used);
+    }
+    sp_snap_put_u64(w, c->free_dl);
+    return sp_snap_put_u64(w, c->type);
+}
+
+static int chain_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct chain *c = self;
+    uint64_t counts[3], type, free_dl;
+    size_t n_pend, n_dl;
+    sp_snap_get_array_n(r, 14);
+    sp_snap_get_f64(r, &c->base_fee);
+    sp_snap_get_i64(r, &c->next_block);
+    sp_snap_get_u64(r, &c->next_id);
+    sp_snap_get_u64(r, &c->cur_id);
+    sp_snap_get_f64(r, &c->cur_fee);
+    sp_snap_get_i64(r, &c->cur_submitted);
+    sp_snap_get_u64s(r, counts, 3);
+    sp_snap_get_f64(r, &c->sum_delay);
+    sp_snap_get_f64(r, &c->max_delay);
+    sp_snap_get_f64(r, &c->max_base_fee);
+    if (sp_snap_get_array(r, &n_pend)) return sp_snap_error(r);
+    struct ptx *pend = malloc((n_pend ? n_pend : 1) * sizeof *pend);
+    if (!pend) return sp_snap_fail(r, "out of memory");
+    for (size_t i = 0; i < n_pend && !sp_snap_error(r); i++)
+        get_tx(r, &pend[i].tx, &pend[i].id, &pend[i].submitted);
+    if (sp_snap_get_end(r) || sp_snap_get_array(r, &n_dl) || n_dl >= UINT32_MAX) {
+        free(pend);
+        return sp_snap_error(r) ? sp_snap_error(r) : sp_snap_fail(r, "too many deliveries");
+    }
+    struct delivery *dl = calloc(n_dl ? n_dl : 1, sizeof *dl);
+    if (!dl) { free(pend); return sp_snap_fail(r, "out of memory"); }
+    for (size_t i = 0; i < n_dl && !sp_snap_error(r); i++) {
+        uint64_t next;
+        sp_snap_get_array_n(r, 5);
+        get_tx(r, &dl[i].tx, &dl[i].id, &dl[i].submitted);
+        sp_snap_get_f64(r, &dl[i].base_part);
+        sp_snap_get_f64(r, &dl[i].tip_part);
+        sp_snap_get_u64(r, &next);
+        sp_snap_get_bool(r, &dl[i].used);
+        sp_snap_get_end(r);
+        if (next != UINT32_MAX && next >= n_dl) sp_snap_fail(r, "delivery free list out of range");
+        dl[i].next_free = (uint32_t)next;
+    }
+    sp_snap_get_end(r);
+    sp_snap_get_u64(r, &free_dl);
+    sp_snap_get_u64(r, &type);
+    if (!sp_snap_error(r) && type != (uint64_t)c->type) sp_snap_fail(r, "chain type changed");
+    if (!sp_snap_error(r) && free_dl != UINT32_MAX && (free_dl >= n_dl || dl[free_dl].used))
+        sp_snap_fail(r, "delivery free list head out of range");
+    if (sp_snap_get_end(r)) {
+        free(pend);
+        free(dl);
+        return sp_snap_error(r);
+    }
+    free(c->pend);
+    free(c->dl);
+    c->pend = pend;
+    c->n_pend = c->cap_pend = n_pend;
+    c->dl = dl;
+    c->n_dl = c->cap_dl = n_dl;
+    c->free_dl = (uint32_t)free_dl;
+    c->n_blocks = counts[0];
+    c->n_dropped = counts[1];
+    c->n_delayed = counts[2];
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_chain_instant_ops = {
     .kind = "chain",
     .type = "instant",
@@ -661,6 +799,8 @@ const struct sp_module_ops sp_chain_instant_ops = {
     .on_event = chain_on_event,
     .finish = chain_finish,
     .release = chain_release,
+    .snapshot = chain_snapshot,
+    .restore = chain_restore,
 };
 
 const struct sp_module_ops sp_chain_eip1559_ops = {
@@ -677,6 +817,8 @@ const struct sp_module_ops sp_chain_eip1559_ops = {
     .on_event = chain_on_event,
     .finish = chain_finish,
     .release = chain_release,
+    .snapshot = chain_snapshot,
+    .restore = chain_restore,
 };
 
 /* ---- the API ------------------------------------------------------------------------ */

@@ -31,6 +31,7 @@
 #include "spiral/sim.h"
 #include "spiral/recorder.h"
 #include "spiral/error.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "csv-internal.h"
 #include "reference.h"
@@ -412,13 +413,76 @@ static void ref_release(void *self)
     sp_series_release(&r->series);
 }
 
+/* Snapshot: what changes while running — the process value, the grid and
+ * replay positions, the extrema for the summary, run-time shocks.  The
+ * config, the CSV series and the drift come back from init. */
+static int ref_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct reference *r = self;
+    sp_snap_put_array(w, 9);
+    sp_snap_put_f64(w, r->x);
+    sp_snap_put_f64(w, r->factor);
+    sp_snap_put_f64(w, r->price);
+    sp_snap_put_i64(w, r->grid_t);
+    sp_snap_put_u64(w, r->row);
+    sp_snap_put_f64(w, r->peak);
+    sp_snap_put_f64(w, r->max_drawdown);
+    sp_snap_put_f64(w, r->min_price);
+    sp_snap_put_array(w, r->n_extra);
+    for (size_t i = 0; i < r->n_extra; i++) {
+        sp_snap_put_array(w, 3);
+        sp_snap_put_i64(w, r->extra[i].at);
+        sp_snap_put_f64(w, r->extra[i].drop);
+        sp_snap_put_i64(w, r->extra[i].over);
+    }
+    return sp_snap_writer_error(w);
+}
+
+static int ref_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct reference *ref = self;
+    uint64_t row;
+    size_t n;
+    sp_snap_get_array_n(r, 9);
+    sp_snap_get_f64(r, &ref->x);
+    sp_snap_get_f64(r, &ref->factor);
+    sp_snap_get_f64(r, &ref->price);
+    sp_snap_get_i64(r, &ref->grid_t);
+    sp_snap_get_u64(r, &row);
+    sp_snap_get_f64(r, &ref->peak);
+    sp_snap_get_f64(r, &ref->max_drawdown);
+    sp_snap_get_f64(r, &ref->min_price);
+    if (sp_snap_get_array(r, &n)) return sp_snap_error(r);
+    if (ref->kind == REF_REPLAY ? row >= ref->series.n : row != 0)
+        return sp_snap_fail(r, "replay row %llu out of range", (unsigned long long)row);
+    ref->row = (size_t)row;
+    if (n > ref->cap_extra) {
+        struct shock_cfg *e = realloc(ref->extra, n * sizeof *e);
+        if (!e) return sp_snap_fail(r, "out of memory");
+        ref->extra = e;
+        ref->cap_extra = n;
+    }
+    struct shock_cfg *e = ref->extra;
+    ref->n_extra = 0;
+    for (size_t i = 0; i < n && !sp_snap_error(r); i++) {
+        struct shock_cfg *s = &e[ref->n_extra++];
+        sp_snap_get_array_n(r, 3);
+        sp_snap_get_i64(r, &s->at);
+        sp_snap_get_f64(r, &s->drop);
+        sp_snap_get_i64(r, &s->over);
+        sp_snap_get_end(r);
+    }
+    sp_snap_get_end(r);
+    return sp_snap_get_end(r);
+}
+
 const struct sp_module_ops sp_reference_gbm_ops = {
     .kind = "reference", .type = "gbm",
     .summary = "geometric Brownian motion with Merton jumps and scheduled shocks",
     .schema = &gbm_schema, .state_size = sizeof(struct reference),
     .default_name = ref_default_name, .init = ref_init, .start = ref_start,
     .on_event = ref_on_event, .finish = ref_finish, .price = ref_price,
-    .release = ref_release,
+    .release = ref_release, .snapshot = ref_snapshot, .restore = ref_restore,
 };
 
 const struct sp_module_ops sp_reference_replay_ops = {
@@ -427,7 +491,7 @@ const struct sp_module_ops sp_reference_replay_ops = {
     .schema = &replay_schema, .state_size = sizeof(struct reference),
     .default_name = ref_default_name, .init = ref_init, .start = ref_start,
     .on_event = ref_on_event, .finish = ref_finish, .price = ref_price,
-    .release = ref_release,
+    .release = ref_release, .snapshot = ref_snapshot, .restore = ref_restore,
 };
 
 int sp_is_reference(struct sp_sim *sim, sp_id id)

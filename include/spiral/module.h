@@ -27,7 +27,7 @@ extern "C" {
 struct sp_sim;
 struct sp_event;
 struct sp_schema;
-struct sp_snapshot_writer;   /* issue: snapshots (msgpack); reserved */
+struct sp_snapshot_writer;   /* spiral/snapshot.h */
 struct sp_snapshot_reader;
 
 struct sp_module_ops {
@@ -58,7 +58,14 @@ struct sp_module_ops {
     double (*price)(const void *self);
     /* Free what init allocated (not `self` itself).  Optional. */
     void (*release)(void *self);
-    /* Reserved for checkpoints; NULL until the snapshot issue lands. */
+    /* Checkpoints (spiral/snapshot.h, docs/snapshot.md).  `snapshot` writes
+     * exactly one msgpack value holding what changes while running (never
+     * pointers, nothing init derives from the config); `restore` reads it
+     * back into an instance that was init'ed and started from the same
+     * config, without scheduling events (the queue is restored as a whole).
+     * Both return 0 or an SP_E* code.  Every built-in type implements both
+     * (tests/test_snapshot_coverage.c); a sim with a module lacking either
+     * cannot be snapshotted. */
     int (*snapshot)(const void *self, struct sp_snapshot_writer *w);
     int (*restore)(void *self, struct sp_snapshot_reader *r);
 };
