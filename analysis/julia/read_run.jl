@@ -4,18 +4,31 @@
 #   julia analysis/julia/read_run.jl /tmp/arb.h5 pool
 #
 # Prints the run's root attributes, the market table /markets/<name> (default:
-# the first market) and /events/trades with venue/agent/cause/side decoded
-# through their CF attributes flag_values / flag_meanings.
+# the first market), /events/trades with venue/agent/cause/side decoded
+# through their CF attributes flag_values / flag_meanings, /events/liquidations
+# (per mechanism: count, value = collateral_seized x oracle_price, bad debt;
+# the cascade depth) and /summary.  See analysis/julia/README.md.
 #
 # NOT RUN: Julia is not installed on the machines this was written on, so this
 # file has not been executed; it uses only the documented HDF5.jl API
-# (h5open, keys, read, attributes / read_attribute) and Base.
+# (h5open, haskey, keys, read, attributes / read_attribute) and Base.
 using HDF5
 
 "Read every column (1-D dataset) of a table group into a Dict name => Vector."
 function read_table(f, group::AbstractString)
     g = f[group]
     Dict(String(k) => read(g[k]) for k in keys(g) if g[k] isa HDF5.Dataset)
+end
+
+"Whether the file has the group at `path` (e.g. \"events/liquidations\")."
+function has_group(f, path::AbstractString)
+    parts = split(path, "/")
+    node = f
+    for p in parts
+        haskey(node, String(p)) || return false
+        node = node[String(p)]
+    end
+    node isa HDF5.Group
 end
 
 "Decode a category column: code => name using flag_values / flag_meanings."
@@ -67,6 +80,27 @@ function main(path::AbstractString, market::Union{Nothing,AbstractString}=nothin
             end
             println("  first fill: t=$(tr["t"][1]) venue=$(venue[1]) agent=$(agent[1]) ",
                     "$(side[1]) price $(tr["price_before"][1]) -> $(tr["price_after"][1])")
+        end
+
+        # /events/liquidations: one row per liquidation step (docs/output.md); exists,
+        # possibly empty, whenever the scenario has a lending protocol
+        if has_group(f, "events/liquidations")
+            liq = read_table(f, "events/liquidations")
+            nl = length(liq["t"])
+            println("/events/liquidations: $nl rows")
+            if nl > 0
+                mech = decode(f, "events/liquidations/mechanism")
+                prot = decode(f, "events/liquidations/protocol")
+                value = liq["collateral_seized"] .* liq["oracle_price"]   # USD at the protocol's price
+                for mk in unique(mech)
+                    sel = mech .== mk
+                    println("  mechanism $(rpad(mk, 16)) liquidations $(rpad(count(sel), 6)) ",
+                            "value $(sum(value[sel])) debt repaid $(sum(liq["debt_repaid"][sel])) ",
+                            "bad debt $(sum(liq["bad_debt"][sel]))")
+                end
+                println("  protocols: ", join(unique(prot), ", "),
+                        "; cascade depth (highest generation) $(maximum(liq["generation"]))")
+            end
         end
 
         # /summary: scalar metrics as attributes

@@ -520,14 +520,17 @@ class Sweep:
         return self.frame[np.asarray(self.frame["status"] == "complete")]
 
     def by_arm(self, metric):
-        """Mean, standard deviation, count and a normal 95 % half-width of
-        ``metric`` over the complete replicates of each arm, indexed by the
-        axis values."""
+        """Mean, standard deviation, count and the 95 % Student-t half-width
+        ``ci95`` = t_{0.975, n−1} · std / √n of ``metric`` over the complete
+        replicates of each arm, indexed by the axis values (NaN for n < 2).
+        ``spiral_analysis.compare`` adds differences paired by seed."""
+        from .metrics import t_quantile
         df = self.complete()
         keys = self.axes if self.axes else ["arm"]
         g = df.groupby(keys, observed=True)[metric]
         out = pd.DataFrame({"mean": g.mean(), "std": g.std(), "n": g.count()})
-        out["ci95"] = 1.96 * out["std"] / np.sqrt(out["n"])
+        tq = np.array([t_quantile(0.975, n - 1) if n >= 2 else np.nan for n in out["n"]])
+        out["ci95"] = tq * out["std"] / np.sqrt(out["n"])
         return out
 
 

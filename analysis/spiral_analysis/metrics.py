@@ -15,7 +15,14 @@ __all__ = ["drawdown", "max_drawdown", "asof", "UnderWater", "time_under_water",
            "volume_by_cause", "trades_over_time", "quote_volume",
            "collateral_multiplier", "multiplier_series", "max_collateral_multiplier",
            "HF_QUANTILES", "hf_quantiles", "hf_at", "bad_debt_over_time",
-           "share_price_drawdown", "max_share_price_drawdown", "aggregate_extremes"]
+           "share_price_drawdown", "max_share_price_drawdown", "aggregate_extremes",
+           "bad_debt_total", "bad_debt_by_protocol", "bad_debt_events_over_time",
+           "liquidation_value", "liquidated_value", "execution_discount", "liquidation_summary",
+           "cascade_depth", "liquidations_by_generation", "liquidations_over_time",
+           "liquidation_trade_losses", "liquidation_losses", "run_references_by_venue",
+           "price_drawdowns", "under_water_table", "keeper_names", "liquidator_profit",
+           "auction_stats", "amplification", "paired_amplification", "blocks_active",
+           "run_metrics", "RUN_METRICS", "t_quantile", "mean_ci", "paired_ci"]
 
 
 # -- drawdown --------------------------------------------------------------
@@ -421,3 +428,518 @@ def aggregate_extremes(df, columns=None):
                        max=float(v[j]), t_max=float(t[j]), end=float(v[ok][-1]))
     return pd.DataFrame.from_dict(rows, orient="index",
                                   columns=["start", "min", "t_min", "max", "t_max", "end"])
+
+
+# -- liquidations, auctions, keepers (docs/output.md: /events/liquidations,
+#    /events/auctions, /events/trades cause liquidation, /summary) -----------
+def _names(col):
+    """A decoded (Categorical/object) or plain column as an object ndarray."""
+    s = pd.Series(col)
+    return np.asarray(s.astype(object)) if len(s) else np.zeros(0, dtype=object)
+
+
+def bad_debt_total(liquidations):
+    """Σ ``bad_debt`` over ``/events/liquidations`` (USD, each write-off
+    valued at its time) — equals ``/summary`` ``bad_debt_total`` (write-offs
+    are the only source of bad debt)."""
+    return float(np.sum(np.asarray(liquidations["bad_debt"], dtype=float))) if len(liquidations) else 0.0
+
+
+def bad_debt_by_protocol(liquidations, protocols=()):
+    """Σ ``bad_debt`` per protocol (a Series indexed by protocol name; the
+    names in ``protocols`` appear with 0 when they wrote nothing off) —
+    equals ``/summary`` ``bad_debt_<protocol>``."""
+    df = pd.DataFrame({"protocol": _names(liquidations["protocol"]),
+                       "bad_debt": np.asarray(liquidations["bad_debt"], dtype=float)})
+    s = df.groupby("protocol")["bad_debt"].sum()
+    for p in protocols:
+        if p not in s.index:
+            s.loc[p] = 0.0
+    s.index.name = "protocol"
+    return s.astype(float)
+
+
+def bad_debt_events_over_time(liquidations):
+    """Cumulative bad debt at each write-off, from the event table (exact
+    times, unlike the sampled ``/protocols`` ``bad_debt``): a DataFrame
+    indexed by t with one column per protocol and ``total``, only the rows
+    with ``bad_debt`` > 0 (empty when there was none)."""
+    bd = np.asarray(liquidations["bad_debt"], dtype=float)
+    sel = bd > 0
+    t = np.asarray(liquidations["t"], dtype=float)[sel]
+    prot = _names(liquidations["protocol"])[sel]
+    out = pd.DataFrame(index=pd.Index(t, name="t"))
+    for p in sorted(set(prot.tolist())):
+        out[p] = np.cumsum(np.where(prot == p, bd[sel], 0.0))
+    out["total"] = np.cumsum(bd[sel])
+    return out
+
+
+def liquidation_value(liquidations):
+    """Value of the collateral each liquidation took: ``collateral_seized ×
+    oracle_price`` (USD, at the protocol's price), one value per row.  (The
+    ``/summary`` ``liquidated_value`` is the other side: ``debt_repaid`` ×
+    the debt's price.)"""
+    return (np.asarray(liquidations["collateral_seized"], dtype=float)
+            * np.asarray(liquidations["oracle_price"], dtype=float))
+
+
+def liquidated_value(liquidations, by=None):
+    """Σ ``collateral_seized × oracle_price`` over ``/events/liquidations``
+    (USD).  ``by`` a column name (``"mechanism"``, ``"protocol"``,
+    ``"generation"``, ...) or a list of them: a Series per group (groups
+    without a row are left out).  Rows where no collateral moved (write-offs:
+    ``collateral_seized`` = 0) add 0."""
+    v = liquidation_value(liquidations)
+    if by is None:
+        return float(np.nansum(v)) if v.size else 0.0
+    by = [by] if isinstance(by, str) else list(by)
+    df = pd.DataFrame({c: (_names(liquidations[c]) if c != "generation"
+                           else np.asarray(liquidations[c])) for c in by})
+    df["value"] = v
+    return df.groupby(by)["value"].sum()
+
+
+def execution_discount(liquidations):
+    """1 − Σ seized·exec_price / Σ seized·oracle_price over the rows where
+    collateral moved (``exec_price`` not NaN): what the liquidations paid
+    below the protocol's price, on average, weighted by value (the
+    auction_vs_amm table's "exec discount").  NaN without such rows."""
+    s = np.asarray(liquidations["collateral_seized"], dtype=float)
+    ex = np.asarray(liquidations["exec_price"], dtype=float)
+    op = np.asarray(liquidations["oracle_price"], dtype=float)
+    ok = ~np.isnan(ex) & (s > 0)
+    den = float(np.sum(s[ok] * op[ok]))
+    return 1.0 - float(np.sum(s[ok] * ex[ok])) / den if den > 0 else float("nan")
+
+
+def liquidation_summary(liquidations, by="mechanism"):
+    """Per group (default per mechanism): ``n`` rows, ``collateral_seized``,
+    ``value`` (Σ seized × oracle_price), ``debt_repaid``, ``bad_debt``,
+    ``exec_discount`` (see ``execution_discount``), ``max_generation``."""
+    rows = {}
+    keys = _names(liquidations[by]) if len(liquidations) else np.zeros(0, dtype=object)
+    for k in pd.unique(keys):
+        sel = keys == k
+        sub = liquidations[sel] if isinstance(liquidations, pd.DataFrame) else \
+            {c: np.asarray(liquidations[c])[sel] for c in liquidations}
+        rows[k] = {"n": int(sel.sum()),
+                   "collateral_seized": float(np.sum(np.asarray(sub["collateral_seized"], float))),
+                   "value": liquidated_value(sub),
+                   "debt_repaid": float(np.sum(np.asarray(sub["debt_repaid"], float))),
+                   "bad_debt": bad_debt_total(sub),
+                   "exec_discount": execution_discount(sub),
+                   "max_generation": int(np.max(np.asarray(sub["generation"])))}
+    out = pd.DataFrame.from_dict(rows, orient="index",
+                                 columns=["n", "collateral_seized", "value", "debt_repaid",
+                                          "bad_debt", "exec_discount", "max_generation"])
+    out.index.name = by
+    return out
+
+
+def cascade_depth(liquidations):
+    """Highest ``generation`` of a liquidation (0 when there was none) —
+    ``/summary`` ``cascade_depth``."""
+    g = np.asarray(liquidations["generation"])
+    return int(g.max()) if g.size else 0
+
+
+def liquidations_by_generation(liquidations):
+    """One row per cascade generation present (index ``generation``,
+    ascending): ``n`` liquidations, ``collateral_seized``, ``value`` (Σ
+    seized × oracle_price), ``debt_repaid``, ``bad_debt``, ``t_first``,
+    ``t_last``.  Generation 0: made liquidatable by an exogenous move; g + 1:
+    by an oracle that read a market moved by generation-g sales."""
+    g = np.asarray(liquidations["generation"]).astype(np.int64)
+    df = pd.DataFrame({"generation": g, "n": 1,
+                       "collateral_seized": np.asarray(liquidations["collateral_seized"], float),
+                       "value": liquidation_value(liquidations),
+                       "debt_repaid": np.asarray(liquidations["debt_repaid"], float),
+                       "bad_debt": np.asarray(liquidations["bad_debt"], float),
+                       "t_first": np.asarray(liquidations["t"], float)})
+    df["t_last"] = df["t_first"]
+    out = df.groupby("generation").agg({"n": "sum", "collateral_seized": "sum", "value": "sum",
+                                        "debt_repaid": "sum", "bad_debt": "sum",
+                                        "t_first": "min", "t_last": "max"})
+    return out
+
+
+def liquidations_over_time(liquidations, bin_seconds, value="value", t_end=None, max_generation=None):
+    """Liquidations per time bin and generation: a DataFrame indexed by bin
+    start (s), one column per generation present, values ``n`` (count) or
+    ``value`` (Σ seized × oracle_price).  Bins [k·bin, (k+1)·bin) from 0 to
+    ``t_end`` (default: the last liquidation).  With ``max_generation`` the
+    generations above it are summed into that column."""
+    t = np.asarray(liquidations["t"], dtype=float)
+    end = (t.max() if t.size else 0.0) if t_end is None else float(t_end)
+    nbins = max(1, int(np.ceil(end / bin_seconds)) if end > 0 else 1)
+    k = np.minimum((t // bin_seconds).astype(int), nbins - 1) if t.size else np.zeros(0, int)
+    g = np.asarray(liquidations["generation"]).astype(np.int64)
+    if max_generation is not None:
+        g = np.minimum(g, max_generation)
+    v = np.ones(t.size) if value == "n" else liquidation_value(liquidations)
+    df = pd.DataFrame({"bin": k, "generation": g, "v": v})
+    tab = df.pivot_table(index="bin", columns="generation", values="v", aggfunc="sum", fill_value=0)
+    tab = tab.reindex(range(nbins), fill_value=0)
+    tab.index = tab.index.astype(float) * bin_seconds
+    tab.index.name = "t"
+    return tab
+
+
+def _sign_amounts(trades):
+    """(base amount, quote amount) of each fill: a sell pays base
+    (amount_in) for quote (amount_out); a buy the reverse."""
+    buy = _is_buy(trades)
+    ai = np.asarray(trades["amount_in"], float)
+    ao = np.asarray(trades["amount_out"], float)
+    return np.where(buy, ao, ai), np.where(buy, ai, ao), buy
+
+
+def liquidation_trade_losses(trades, reference, cause="liquidation"):
+    """Liquidation sales against the reference price: one row per fill of
+    ``cause`` (default ``liquidation``) in ``/events/trades``.
+
+    ``reference`` is a ``/markets/reference_<asset>`` frame (t, price) used
+    for every venue, or ``{venue name: frame}``.  The reference price at a
+    trade is its last sample at or before the trade time (``asof``) — exact
+    when the reference records every update (``record_every_update: true``),
+    otherwise stale by up to one sampling interval.
+
+    Columns: t, venue, agent, side, generation, ``amount`` (base sold or
+    bought), ``proceeds`` (quote received on a sell, paid on a buy),
+    ``reference_price``, ``reference_value`` = reference × amount and
+    ``loss`` = what the sale gave up against the reference, in the quote
+    unit: reference × amount − proceeds for a sell (quote paid − reference ×
+    amount for a buy); ``loss_share`` = loss / reference_value.  The quote
+    token is taken at 1 (a stablecoin numeraire).
+    """
+    c = _names(trades["cause"])
+    sel = c == cause
+    sub = trades[sel] if isinstance(trades, pd.DataFrame) else {k: np.asarray(v)[sel] for k, v in trades.items()}
+    t = np.asarray(sub["t"], dtype=float)
+    venue = _names(sub["venue"])
+    base, quote, buy = _sign_amounts(sub) if t.size else (np.zeros(0), np.zeros(0), np.zeros(0, bool))
+    ref = np.full(t.size, np.nan)
+    if isinstance(reference, dict):
+        for v, r in reference.items():
+            m = venue == v
+            if m.any():
+                ref[m] = asof(t[m], r["t"], r["price"])
+    else:
+        ref = asof(t, reference["t"], reference["price"])
+    rv = ref * base
+    loss = np.where(buy, quote - rv, rv - quote)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = loss / rv
+    return pd.DataFrame({"t": t, "venue": venue, "agent": _names(sub["agent"]),
+                         "side": np.where(buy, "buy", "sell"),
+                         "generation": np.asarray(sub["generation"]).astype(np.int64),
+                         "amount": base, "proceeds": quote, "reference_price": ref,
+                         "reference_value": rv, "loss": loss, "loss_share": share})
+
+
+def liquidation_losses(trades, reference, cause="liquidation"):
+    """Σ ``loss`` of ``liquidation_trade_losses``: collateral sold below the
+    reference, Σ (reference × amount − proceeds), in the quote unit (0 when
+    nothing was sold; NaN if a sale has no reference price)."""
+    lt = liquidation_trade_losses(trades, reference, cause=cause)
+    return float(np.sum(lt["loss"].to_numpy())) if len(lt) else 0.0
+
+
+def run_references_by_venue(run):
+    """{venue: its reference frame} for the venues whose base asset has a
+    reference process (``Run.reference_for``)."""
+    refs = run.references()
+    out = {}
+    for v in run.venues():
+        r = run.reference_for(v)
+        if r is not None:
+            out[v] = refs[r]
+    return out
+
+
+def price_drawdowns(run):
+    """Max drawdown over the samples of every reference and venue and over the
+    publications of every oracle (its published ``price``, in delivery
+    order), beside the ``/summary`` ``max_drawdown_<name>`` (over every update)
+    where there is one.  A DataFrame indexed by name: ``kind``
+    (reference, amm, lob, oracle), ``max_drawdown``, ``summary``, ``min_price``."""
+    summ = run.summary()
+    rows = {}
+    for n, df in run.markets().items():
+        p = np.asarray(df["price"], float)
+        rows[n] = (df.attrs.get("kind"), max_drawdown(p),
+                   summ.get(f"max_drawdown_{n}", float("nan")),
+                   float(np.nanmin(p)) if np.any(~np.isnan(p)) else float("nan"))
+    for n, df in run.oracles().items():
+        d = df.sort_values("delivered_t", kind="stable")
+        p = np.asarray(d["price"], float)
+        rows[n] = ("oracle", max_drawdown(p), summ.get(f"max_drawdown_{n}", float("nan")),
+                   float(np.nanmin(p)) if np.any(~np.isnan(p)) else float("nan"))
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["kind", "max_drawdown", "summary", "min_price"])
+
+
+def under_water_table(run, thresholds=(0.01, 0.05, 0.10), kinds=("venue", "oracle")):
+    """``time_under_water`` of every venue and every oracle's delivered price
+    against the reference of its asset, per threshold: a DataFrame with
+    ``series``, ``kind`` (venue | oracle), ``reference``, ``threshold``,
+    ``total``, ``longest``, ``fraction``.  An oracle's delivered price steps
+    at ``delivered_t``.  ``kinds`` limits it to venues or oracles."""
+    refs = run.references()
+    rows = []
+    t_end = run.t_end
+    for v, df in (run.venues().items() if "venue" in kinds else ()):
+        r = run.reference_for(v)
+        if r is None:
+            continue
+        for th in thresholds:
+            uw = time_under_water(df["t"], df["price"], refs[r]["t"], refs[r]["price"], th, t_end=t_end)
+            rows.append((v, "venue", r, th, uw.total, uw.longest, uw.fraction))
+    for o, odf in (run.oracles().items() if "oracle" in kinds else ()):
+        src = run.oracle_source_market(o)
+        if src is None:
+            continue
+        r = src if src in refs else run.reference_for(src)
+        if r is None or not len(odf):
+            continue
+        d = odf.sort_values("delivered_t", kind="stable")
+        for th in thresholds:
+            uw = time_under_water(d["delivered_t"], d["price"], refs[r]["t"], refs[r]["price"], th,
+                                  t_end=t_end)
+            rows.append((o, "oracle", r, th, uw.total, uw.longest, uw.fraction))
+    return pd.DataFrame(rows, columns=["series", "kind", "reference", "threshold", "total",
+                                       "longest", "fraction"])
+
+
+def keeper_names(summary):
+    """Keeper populations of a run, from its ``/summary`` keys (every keeper
+    writes ``n_barks_<name>``)."""
+    return sorted(k[len("n_barks_"):] for k in summary if k.startswith("n_barks_"))
+
+
+def liquidator_profit(summary):
+    """{keeper population: ``profit_<name>``} (numeraire; proceeds − paid −
+    gas, holdings at the protocol's price at the end), plus ``total``.
+    Empty without keepers."""
+    out = {k: float(summary[f"profit_{k}"]) for k in keeper_names(summary) if f"profit_{k}" in summary}
+    if out:
+        out["total"] = float(sum(out.values()))
+    return out
+
+
+def auction_stats(auctions):
+    """Statistics of ``/events/auctions`` (closed auctions), a dict:
+
+    n, n_zero_bid, zero_bid_share (n_zero_bid / n — the ``/summary``
+    ``zero_bid_share``), raised, tab, lot_value (Σ ``collateral_value``),
+    raised_over_tab (Σ raised / Σ tab), mean_raised_over_tab (per-auction
+    mean), recovery (Σ raised / Σ collateral_value: debt token per USD of lot,
+    i.e. the protocol's recovery with the debt token at 1), duration_mean,
+    duration_median, duration_max (``t_end − t_start``, s), mean_bids.
+    Empty table: n = 0 and NaN elsewhere (zero_bid_share 0)."""
+    n = len(auctions)
+    nan = float("nan")
+    if n == 0:
+        return dict(n=0, n_zero_bid=0, zero_bid_share=0.0, raised=0.0, tab=0.0, lot_value=0.0,
+                    raised_over_tab=nan, mean_raised_over_tab=nan, recovery=nan,
+                    duration_mean=nan, duration_median=nan, duration_max=nan, mean_bids=nan)
+    raised = np.asarray(auctions["raised"], float)
+    tab = np.asarray(auctions["tab"], float)
+    val = np.asarray(auctions["collateral_value"], float)
+    dur = np.asarray(auctions["t_end"], float) - np.asarray(auctions["t_start"], float)
+    zb = int(np.sum(np.asarray(auctions["zero_bid"]).astype(np.int64) == 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rt = raised / tab
+    return dict(n=n, n_zero_bid=zb, zero_bid_share=zb / n, raised=float(raised.sum()),
+                tab=float(tab.sum()), lot_value=float(val.sum()),
+                raised_over_tab=float(raised.sum() / tab.sum()) if tab.sum() > 0 else nan,
+                mean_raised_over_tab=float(np.nanmean(rt)) if np.any(np.isfinite(rt)) else nan,
+                recovery=float(raised.sum() / val.sum()) if val.sum() > 0 else nan,
+                duration_mean=float(dur.mean()), duration_median=float(np.median(dur)),
+                duration_max=float(dur.max()),
+                mean_bids=float(np.mean(np.asarray(auctions["n_bids"], float))))
+
+
+def amplification(summary, key="amplification"):
+    """The run's ``/summary`` amplification (drawdown with feedback ÷ without,
+    written by ``spiral run --amplification``, which also runs the
+    no-feedback twin; ``key="amplification_<market>"`` for one market), or
+    None when the run has none."""
+    v = summary.get(key)
+    return None if v is None else float(v)
+
+
+def paired_amplification(with_feedback, without_feedback):
+    """Per-seed amplification of two paired series (same seeds, e.g. the
+    ``max_drawdown_<venue>`` of the arms ``counterfactual: none`` and
+    ``no-feedback``): ``with / without`` elementwise (NaN where ``without``
+    is 0 or either is NaN).  Arrays or Series aligned on the seed."""
+    a = np.asarray(with_feedback, dtype=float)
+    b = np.asarray(without_feedback, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = a / b
+    return np.where((b == 0) | np.isnan(a) | np.isnan(b), np.nan, r)
+
+
+def blocks_active(blocks):
+    """Whether ``/events/blocks`` is worth drawing: rows, and agent
+    transactions or a base fee that moved."""
+    if blocks is None or len(blocks) == 0:
+        return False
+    bf = np.asarray(blocks["base_fee"], float)
+    n_agent = np.asarray(blocks["n_agent_tx"]) if "n_agent_tx" in blocks else np.zeros(1)
+    return bool(np.sum(n_agent) > 0 or (np.nanmax(bf) > np.nanmin(bf)))
+
+
+def run_metrics(run):
+    """Scalar metrics of one run computed from its tables (for ``compare``):
+
+    liquidation_losses          Σ (reference × amount − proceeds) over the
+                                liquidation sales (``liquidation_losses``)
+    liquidation_loss_share      that / Σ reference × amount (NaN: no sale)
+    liquidated_collateral_value Σ collateral_seized × oracle_price
+    bad_debt_events             Σ bad_debt of /events/liquidations
+    cascade_depth_events        highest liquidation generation
+    exec_discount               ``execution_discount``
+    auction_raised_over_tab, auction_zero_bid_share, auction_duration_mean
+                                from ``auction_stats`` (NaN without auctions)
+    liquidator_profit           Σ profit over keeper populations (NaN: none)
+    """
+    nan = float("nan")
+    out = {}
+    h = run.h5
+    if "events/trades" in h:
+        lt = liquidation_trade_losses(run.trades(), run_references_by_venue(run))
+        out["liquidation_losses"] = float(np.sum(lt["loss"].to_numpy())) if len(lt) else 0.0
+        den = float(np.sum(lt["reference_value"].to_numpy())) if len(lt) else 0.0
+        out["liquidation_loss_share"] = out["liquidation_losses"] / den if den > 0 else nan
+        # (NaN when a sale's venue has no reference process)
+    if "events/liquidations" in h:
+        liq = run.table("events/liquidations")
+        out["liquidated_collateral_value"] = liquidated_value(liq)
+        out["bad_debt_events"] = bad_debt_total(liq)
+        out["cascade_depth_events"] = float(cascade_depth(liq))
+        out["exec_discount"] = execution_discount(liq)
+    if "events/auctions" in h:
+        st = auction_stats(run.table("events/auctions"))
+        out["auction_raised_over_tab"] = st["raised_over_tab"]
+        out["auction_zero_bid_share"] = st["zero_bid_share"] if st["n"] else nan
+        out["auction_duration_mean"] = st["duration_mean"]
+    lp = liquidator_profit(run.summary())
+    out["liquidator_profit"] = lp.get("total", nan)
+    return out
+
+
+RUN_METRICS = ("liquidation_losses", "liquidation_loss_share", "liquidated_collateral_value",
+               "bad_debt_events", "cascade_depth_events", "exec_discount",
+               "auction_raised_over_tab", "auction_zero_bid_share", "auction_duration_mean",
+               "liquidator_profit")
+
+
+# -- confidence intervals (no scipy: Student t from the incomplete beta) -----
+def _betacf(a, b, x):
+    """Continued fraction of the regularized incomplete beta (modified Lentz,
+    Numerical Recipes §6.4)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        de = d * c
+        h *= de
+        if abs(de - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a, b, x):
+    """Regularized incomplete beta I_x(a, b)."""
+    import math
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(lbt) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(x, df):
+    """Student t distribution function with ``df`` (> 0, may be fractional)
+    degrees of freedom."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + x * x))
+    return 1.0 - tail if x >= 0 else tail
+
+
+def t_quantile(p, df):
+    """Quantile of Student's t with ``df`` degrees of freedom (bisection on
+    ``t_cdf`` to ~1e-12; no scipy): ``t_quantile(0.975, 2)`` = 4.302652729...
+    NaN for df ≤ 0 or p outside (0, 1)."""
+    import math
+    if not (df > 0) or not (0 < p < 1) or math.isnan(p):
+        return float("nan")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+        if hi > 1e12:
+            return float("inf")
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+CI = namedtuple("CI", "mean lo hi half n std")
+CI.__doc__ = """A mean with its two-sided t confidence interval:
+mean, lo = mean − half, hi = mean + half, half = t_{(1+level)/2, n−1} · std / √n,
+n (finite values used), std (sample standard deviation, ddof 1).  With n < 2
+the interval is NaN (std too when n = 0)."""
+
+
+def mean_ci(values, level=0.95):
+    """Mean of the finite ``values`` with a Student-t confidence interval at
+    ``level`` (default 95 %): mean ± t_{(1+level)/2, n−1} · s / √n."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return CI(float("nan"), float("nan"), float("nan"), float("nan"), 0, float("nan"))
+    m = float(v.mean())
+    if n < 2:
+        return CI(m, float("nan"), float("nan"), float("nan"), 1, float("nan"))
+    s = float(v.std(ddof=1))
+    half = t_quantile(0.5 + level / 2.0, n - 1) * s / np.sqrt(n)
+    return CI(m, m - half, m + half, float(half), n, s)
+
+
+def paired_ci(a, b, level=0.95):
+    """Paired difference ``a − b`` (arrays aligned on the seed: common random
+    numbers make the pairs share their noise): ``mean_ci`` of the per-seed
+    differences, pairs with a non-finite side dropped."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    return mean_ci(a - b, level=level)

@@ -19,12 +19,20 @@ Every function takes a ``Run`` and returns a ``matplotlib.figure.Figure``
   (pool) or surplus (cdp), bad debt and liquidatable positions.
 - ``vaults``: per /vaults/<name>: share price (with its drawdown), leverage
   against the target band, NAV / collateral / debt.
+- ``liquidations_on_price``: liquidations as markers on their collateral's
+  price path (area by value, colour by cascade generation).
+- ``liquidations_by_generation``: count and value per generation; value per
+  time bin stacked by generation.
+- ``auctions``: raised vs lot value (zero bids in red), raised / tab by kick time.
+- ``blocks``: base fee and pending / included agent transactions per block.
+- ``bad_debt``: cumulative write-offs per protocol (events and samples).
 """
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from . import metrics  # noqa: E402
 
@@ -445,5 +453,227 @@ def vaults(run):
         for ax in (a0, a1, a2):
             ax.grid(alpha=0.3)
             ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+# -- liquidations, auctions, blocks, bad debt ---------------------------------
+def _table_rows(run, group):
+    return run.has(group) and len(run.h5[f"{group}/t" if f"{group}/t" in run.h5 else
+                                         f"{group}/t_start"]) > 0
+
+
+def liquidations_on_price(run):
+    """Liquidations as markers on the price path of their collateral: the
+    reference (black steps), the venues of that asset (lines) and the oracles
+    reading them (dashed, at delivery); each liquidation a dot at (t,
+    ``oracle_price``) — the protocol's price, on the oracle path — with area
+    proportional to its value (seized × oracle price) and colour by cascade
+    generation (colour bar).  One panel per collateral token.  None without
+    liquidations."""
+    if not _table_rows(run, "events/liquidations"):
+        return None
+    liq = run.table("events/liquidations")
+    toks = [str(c) for c in pd.unique(liq["collateral"].astype(object))]
+    markets = run.markets()
+    oracles = run.oracles()
+    div, xlabel = time_scale(_t_end(run))
+    fig, axes = plt.subplots(len(toks), 1, figsize=(11, 4.8 * len(toks)), squeeze=False)
+    val = metrics.liquidation_value(liq)
+    vmax = float(np.nanmax(val)) if np.isfinite(val).any() and np.nanmax(val) > 0 else 1.0
+    gmax = max(1, int(liq["generation"].max()))
+    cmap = plt.get_cmap("viridis")
+    for ax, tok in zip(axes[:, 0], toks):
+        names = [n for n in markets if _asset_of(run, n) == tok]
+        for n in names:
+            df = markets[n]
+            if df.attrs.get("kind") == "reference":
+                ax.step(df["t"] / div, df["price"], where="post", color="black", lw=1.3,
+                        label=f"{n} (reference)", zorder=2)
+            else:
+                ax.plot(df["t"] / div, df["price"], lw=1.1, color="C0", label=f"{n} (venue)", zorder=3)
+        for k, (o, odf) in enumerate(oracles.items()):
+            if run.oracle_source_market(o) in names and len(odf):
+                d = odf.sort_values("delivered_t", kind="stable")
+                x = np.append(d["delivered_t"].to_numpy(), _t_end(run))
+                y = np.append(d["price"].to_numpy(), d["price"].to_numpy()[-1])
+                ax.step(x / div, y, where="post", ls="--", lw=1.0, color=f"C{k + 1}",
+                        label=f"{o} (oracle, delivered)", zorder=3)
+        sel = np.asarray(liq["collateral"].astype(object) == tok)
+        sub = liq[sel]
+        v = val[sel]
+        size = 8 + 300 * np.sqrt(np.clip(v, 0, None) / vmax)
+        sc = ax.scatter(sub["t"] / div, sub["oracle_price"], s=size, c=sub["generation"],
+                        cmap=cmap, vmin=0, vmax=gmax, alpha=0.75, edgecolors="black", lw=0.4,
+                        zorder=5, label=f"liquidations ({len(sub)}; area ∝ value)")
+        wo = np.asarray(sub["collateral_seized"], float) == 0
+        if wo.any():
+            ax.plot(sub["t"][wo] / div, sub["oracle_price"][wo], "x", color="C3", ms=7, zorder=6,
+                    label=f"write-offs ({int(wo.sum())})")
+        cb = fig.colorbar(sc, ax=ax, pad=0.01)
+        cb.set_label("cascade generation")
+        ax.set_title(f"{run.name}: liquidations of {tok} on its price path "
+                     f"(cascade depth {int(sub['generation'].max())}, seed {run.seed})")
+        ax.set_ylabel(f"price of {tok}")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def liquidations_by_generation(run, max_columns=12):
+    """Cascade generations: liquidations and their value per generation
+    (top, bars), and the value liquidated per time bin stacked by generation
+    (bottom; generations beyond ``max_columns`` − 1 are summed into the last
+    band).  None without liquidations."""
+    if not _table_rows(run, "events/liquidations"):
+        return None
+    liq = run.table("events/liquidations")
+    bg = metrics.liquidations_by_generation(liq)
+    end = _t_end(run)
+    div, xlabel = time_scale(end)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 7.5))
+    ax.bar(bg.index, bg["value"], color="C0", alpha=0.8, label="value (seized × oracle price)")
+    ax.set_ylabel("value liquidated (USD)")
+    axb = ax.twinx()
+    axb.plot(bg.index, bg["n"], "o", color="C3", ms=4, label="liquidations")
+    axb.set_ylabel("liquidations", color="C3")
+    axb.set_ylim(0, max(1, bg["n"].max()) * 1.15)
+    ax.set_xlabel("cascade generation")
+    ax.set_title(f"{run.name}: liquidations by cascade generation ({len(liq)} liquidations, "
+                 f"depth {metrics.cascade_depth(liq)})")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = axb.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    gmax = int(liq["generation"].max())
+    cap = max_columns - 1 if gmax >= max_columns else None
+    b = _nice_bin(end)
+    tab = metrics.liquidations_over_time(liq, b, value="value", t_end=end, max_generation=cap)
+    cmap = plt.get_cmap("viridis")
+    bottom = np.zeros(len(tab))
+    for g in tab.columns:
+        lab = f"gen {g}" + ("+" if cap is not None and g == cap else "")
+        ax2.bar(tab.index / div, tab[g], width=b / div, align="edge", bottom=bottom,
+                color=cmap(g / max(1, tab.columns.max())), label=lab, lw=0)
+        bottom += tab[g].to_numpy()
+    ax2.set_ylabel(f"value liquidated per {b:g} s")
+    ax2.set_xlabel(xlabel)
+    ax2.grid(alpha=0.3, axis="y")
+    ax2.legend(fontsize=7, ncol=2, title="generation", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def auctions(run):
+    """Closed auctions: raised against the lot's value at the kick (left;
+    log-log when wide; the diagonal raised = value, each auction's tab as a
+    grey tick; zero-bid auctions in red), and raised / tab against the kick
+    time with the duration as marker size (right).  None without
+    auctions."""
+    if not _table_rows(run, "events/auctions"):
+        return None
+    au = run.table("events/auctions")
+    st = metrics.auction_stats(au)
+    zb = np.asarray(au["zero_bid"]).astype(int) == 1
+    val = au["collateral_value"].to_numpy(float)
+    raised = au["raised"].to_numpy(float)
+    tab = au["tab"].to_numpy(float)
+    div, xlabel = time_scale(_t_end(run))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    ax.plot(val, tab, "_", color="grey", ms=8, label="tab (debt × chop)")
+    ax.scatter(val[~zb], raised[~zb], s=18, color="C0", alpha=0.8, label=f"raised ({int((~zb).sum())})")
+    ax.scatter(val[zb], np.maximum(raised[zb], 1e-9), s=30, color="C3", marker="v",
+               label=f"zero bid ({int(zb.sum())}, raised < 1 % of value)")
+    lim = [max(1e-9, np.nanmin(val[val > 0])) if (val > 0).any() else 1, np.nanmax(val) if len(val) else 1]
+    ax.plot(lim, lim, color="black", lw=0.8, ls="--", label="raised = lot value")
+    if _log_ok(val[val > 0]):
+        ax.set_xscale("log")
+        if (raised > 0).all():
+            ax.set_yscale("log")
+    ax.set_xlabel("lot value at the kick (USD, oracle price)")
+    ax.set_ylabel("raised (debt token)")
+    ax.set_title(f"{run.name}: {st['n']} auctions, zero-bid share {100 * st['zero_bid_share']:.1f} %, "
+                 f"raised/tab {st['raised_over_tab']:.3f}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    dur = au["t_end"].to_numpy(float) - au["t_start"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rt = raised / tab
+    size = 10 + 120 * dur / max(1.0, float(np.nanmax(dur)))
+    ax2.scatter(au["t_start"] / div, rt, s=size, c=np.where(zb, "C3", "C0"), alpha=0.7)
+    ax2.axhline(1.0, color="black", lw=0.8, ls="--")
+    ax2.set_xlabel("kick " + xlabel)
+    ax2.set_ylabel("raised / tab")
+    ax2.set_title(f"raised / tab by kick time (marker area ∝ duration; mean "
+                  f"{st['duration_mean'] / 60:.1f} min)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def blocks(run):
+    """The chain: base fee per block (top) and agent transactions included
+    and still pending (bottom).  None without ``/events/blocks`` or when
+    nothing happened there (no agent transaction, constant base fee)."""
+    if not _table_rows(run, "events/blocks"):
+        return None
+    b = run.table("events/blocks")
+    if not metrics.blocks_active(b):
+        return None
+    div, xlabel = time_scale(_t_end(run))
+    x = b["t"].to_numpy(float) / div
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 2]})
+    ax.step(x, b["base_fee"], where="post", color="C0", lw=1.0, label="base fee")
+    if "min_tip_included" in b:
+        ax.plot(x, b["base_fee"] + b["min_tip_included"], ".", color="C1", ms=1.5, alpha=0.5,
+                label="base fee + smallest tip included")
+    ax.set_ylabel("gwei per gas")
+    ax.set_title(f"{run.name}: blocks ({len(b)}; max base fee {float(b['base_fee'].max()):.4g} gwei)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax2.step(x, b["n_pending"], where="post", color="C3", label="agent txs pending")
+    if "n_agent_tx" in b:
+        ax2.step(x, b["n_agent_tx"], where="post", color="C2", label="agent txs included")
+    ax2.set_ylabel("transactions")
+    ax2.set_xlabel(xlabel)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bad_debt(run):
+    """Bad debt over time: the cumulative write-offs per protocol at their
+    exact times (``/events/liquidations`` ``bad_debt``, steps) and the sampled
+    ``/protocols/<name>`` ``bad_debt`` (dots).  None when no bad debt was
+    written off."""
+    liq = run.table("events/liquidations") if run.has("events/liquidations") else None
+    prots = {k: v for k, v in run.protocols().items() if len(v)} if run.has("protocols") else {}
+    ev = metrics.bad_debt_events_over_time(liq) if liq is not None and len(liq) else None
+    sampled = any((df["bad_debt"] > 0).any() for df in prots.values())
+    if (ev is None or len(ev) == 0) and not sampled:
+        return None
+    end = _t_end(run)
+    div, xlabel = time_scale(end)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for k, (name, df) in enumerate(prots.items()):
+        ax.plot(df["t"] / div, df["bad_debt"], ".", ms=3, color=f"C{k}", alpha=0.7,
+                label=f"{name} (/protocols, sampled)")
+        if ev is not None and name in ev:
+            x = np.concatenate(([0.0], ev.index.to_numpy(), [end]))
+            y = np.concatenate(([0.0], ev[name].to_numpy(), [ev[name].to_numpy()[-1]]))
+            ax.step(x / div, y, where="post", color=f"C{k}", lw=1.5, label=f"{name} (write-offs)")
+    if ev is not None and len(prots) > 1:
+        x = np.concatenate(([0.0], ev.index.to_numpy(), [end]))
+        y = np.concatenate(([0.0], ev["total"].to_numpy(), [ev["total"].to_numpy()[-1]]))
+        ax.step(x / div, y, where="post", color="black", lw=1.8, label="total")
+    ax.set_ylabel("bad debt written off (USD)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{run.name}: bad debt over time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -29,6 +29,13 @@ def _fmt(v):
     return str(v)
 
 
+def _fmt_count(v):
+    """Counts stored as float64 attributes print as integers."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return _fmt(v)
+
+
 def _hours(s):
     return f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
@@ -123,6 +130,7 @@ def build(run, out_dir):
         B.append(("p", "No trades in this run."))
 
     B += _lending_blocks(run, summ)
+    B += _liquidation_blocks(run, summ)
 
     # figures
     B.append(("h2", "Figures"))
@@ -148,6 +156,20 @@ def build(run, out_dir):
         ("vaults.png", lambda: plots.vaults(run),
          "Vaults: share price and its drawdown; leverage against the target band; NAV, "
          "collateral and debt."),
+        ("liquidations_price.png", lambda: plots.liquidations_on_price(run),
+         "Liquidations on their collateral's price path: each a dot at (t, the protocol's "
+         "oracle price), area ∝ value (seized × oracle price), colour = cascade generation."),
+        ("liquidations_by_generation.png", lambda: plots.liquidations_by_generation(run),
+         "Liquidations and value per cascade generation; value liquidated per time bin stacked "
+         "by generation."),
+        ("auctions.png", lambda: plots.auctions(run),
+         "Auctions: raised vs the lot's value at the kick (zero bids in red, tab as grey "
+         "ticks); raised / tab by kick time (area ∝ duration)."),
+        ("blocks.png", lambda: plots.blocks(run),
+         "Blocks: base fee per gas; agent transactions included and pending."),
+        ("bad_debt.png", lambda: plots.bad_debt(run),
+         "Bad debt written off over time, per protocol: write-off events (steps) and the "
+         "sampled /protocols bad_debt (dots)."),
     ]
     for fname, make, caption in figs:
         fig = make()
@@ -273,6 +295,119 @@ def _lending_blocks(run, summ):
         B.append(("table", ["holder", "token", "issuer", "value"],
                   [[str(r.holder), str(r.token), str(r.issuer_name), _fmt(float(r.value))]
                    for r in last.itertuples()]))
+    return B
+
+
+def _liquidation_blocks(run, summ):
+    """Blocks for /events/liquidations, /events/auctions, keepers, drawdowns
+    and /events/blocks (nothing for a run without them)."""
+    B = []
+    h = run.h5
+    # drawdowns of every price series
+    dd = metrics.price_drawdowns(run)
+    if len(dd):
+        B.append(("h2", "Drawdowns"))
+        B.append(("p", "Max drawdown 1 − price / running peak over the samples (markets) or the "
+                       "publications (oracles), against the `/summary` `max_drawdown_*` (every "
+                       "update) where there is one."))
+        B.append(("table", ["series", "kind", "max drawdown", "summary", "min price"],
+                  [[n, str(r.kind), _fmt(float(r.max_drawdown)), _fmt(float(r.summary)),
+                    _fmt(float(r.min_price))] for n, r in dd.iterrows()]))
+    uw = metrics.under_water_table(run, UNDER_WATER_THRESHOLDS, kinds=("oracle",)) \
+        if run.references() and run.oracles() else None
+    if uw is not None and len(uw[uw["kind"] == "oracle"]):
+        B.append(("p", "Oracles' delivered price against the reference of their asset "
+                       "(time under water, |delivered/reference − 1| > x):"))
+        rows = []
+        for (o, r), g in uw[uw["kind"] == "oracle"].groupby(["series", "reference"], sort=False):
+            rows.append([o, r] + [f"{_hours(x.total)} ({100 * x.fraction:.1f} %)"
+                                  for x in g.itertuples()])
+        ths = uw["threshold"].unique()
+        B.append(("table", ["oracle", "reference"] + [f"> {100 * t:g} %" for t in ths], rows))
+
+    if "events/liquidations" in h and len(h["events/liquidations/t"]):
+        liq = run.table("events/liquidations")
+        B.append(("h2", "Liquidations"))
+        B.append(("p", f"{len(liq)} rows of `/events/liquidations`. value = Σ collateral_seized × "
+                       "oracle_price (USD); exec discount = 1 − Σ seized·exec_price / Σ "
+                       "seized·oracle_price; bad debt = Σ written off. `/summary`: n_liquidations "
+                       f"{_fmt_count(summ.get('n_liquidations', float('nan')))}, liquidated_value (Σ debt "
+                       f"repaid × its price) {_fmt(summ.get('liquidated_value', float('nan')))}, "
+                       f"bad_debt_total {_fmt(summ.get('bad_debt_total', float('nan')))}, "
+                       f"cascade_depth {_fmt_count(summ.get('cascade_depth', float('nan')))}."))
+        for by in ("protocol", "mechanism"):
+            ls = metrics.liquidation_summary(liq, by=by)
+            B.append(("table", [by, "liquidations", "collateral seized", "value", "debt repaid",
+                                "bad debt", "exec discount", "max generation"],
+                      [[str(k), str(int(r.n)), _fmt(float(r.collateral_seized)), _fmt(float(r.value)),
+                        _fmt(float(r.debt_repaid)), _fmt(float(r.bad_debt)),
+                        _fmt(float(r.exec_discount)), str(int(r.max_generation))]
+                       for k, r in ls.iterrows()]))
+        bg = metrics.liquidations_by_generation(liq)
+        B.append(("p", f"Cascade: depth {metrics.cascade_depth(liq)} (highest generation); "
+                       f"generation 0 = made liquidatable by an exogenous move, g + 1 = by an "
+                       f"oracle that read a market moved by generation-g sales."))
+        shown = bg if len(bg) <= 15 else bg.iloc[list(range(10)) + list(range(len(bg) - 3, len(bg)))]
+        B.append(("table", ["generation", "liquidations", "value", "debt repaid", "bad debt",
+                            "first", "last"],
+                  [[str(g), str(int(r.n)), _fmt(float(r.value)), _fmt(float(r.debt_repaid)),
+                    _fmt(float(r.bad_debt)), _tfmt(r.t_first), _tfmt(r.t_last)]
+                   for g, r in shown.iterrows()]))
+        if len(shown) < len(bg):
+            B.append(("p", f"({len(bg) - len(shown)} generations not shown.)"))
+    if "events/trades" in h and len(h["events/trades/t"]):
+        lt = metrics.liquidation_trade_losses(run.trades(), metrics.run_references_by_venue(run))
+        if len(lt):
+            tot = float(lt["loss"].sum())
+            rv = float(lt["reference_value"].sum())
+            B.append(("h2", "Liquidation sales against the reference"))
+            B.append(("p", "Losses of the liquidation sales (`/events/trades` cause liquidation): "
+                           "Σ (reference price at the trade × amount − proceeds), the reference "
+                           "taken at its last sample at or before the trade (exact with "
+                           "`record_every_update: true`)."))
+            rows = []
+            for v, g in lt.groupby("venue", sort=False):
+                rows.append([str(v), str(len(g)), _fmt(float(g["amount"].sum())),
+                             _fmt(float(g["proceeds"].sum())), _fmt(float(g["reference_value"].sum())),
+                             _fmt(float(g["loss"].sum())),
+                             _fmt(float(g["loss"].sum() / g["reference_value"].sum()))
+                             if g["reference_value"].sum() > 0 else "–"])
+            rows.append(["all", str(len(lt)), _fmt(float(lt["amount"].sum())),
+                         _fmt(float(lt["proceeds"].sum())), _fmt(rv), _fmt(tot),
+                         _fmt(tot / rv) if rv > 0 else "–"])
+            B.append(("table", ["venue", "sales", "amount sold", "proceeds", "reference value",
+                                "loss", "loss / reference value"], rows))
+    if "events/auctions" in h and len(h["events/auctions/t_start"]):
+        st = metrics.auction_stats(run.table("events/auctions"))
+        B.append(("h2", "Auctions"))
+        B.append(("p", "Closed auctions (`/events/auctions`); zero bid = raised below 1 % of the "
+                       "lot's value; recovery = raised / lot value at the kick."))
+        B.append(("table", ["auctions", "zero bids", "zero-bid share", "raised", "tab",
+                            "raised / tab", "mean raised / tab", "lot value", "recovery",
+                            "duration mean", "median", "max", "bids per auction"],
+                  [[str(st["n"]), str(st["n_zero_bid"]), f"{100 * st['zero_bid_share']:.1f} %",
+                    _fmt(st["raised"]), _fmt(st["tab"]), _fmt(st["raised_over_tab"]),
+                    _fmt(st["mean_raised_over_tab"]), _fmt(st["lot_value"]), _fmt(st["recovery"]),
+                    _hours(st["duration_mean"]), _hours(st["duration_median"]),
+                    _hours(st["duration_max"]), _fmt(st["mean_bids"])]]))
+    kp = metrics.keeper_names(summ)
+    if kp:
+        B.append(("h2", "Liquidators"))
+        cols = ["profit", "gas_spent", "repaid", "n_liquidations", "n_barks", "n_takes", "n_bids",
+                "n_wins", "n_tx", "n_reverted", "n_dropped"]
+        B.append(("table", ["keeper"] + cols,
+                  [[k] + [_fmt_count(summ.get(f"{c}_{k}", float("nan"))) for c in cols]
+                   for k in kp]))
+    if "events/blocks" in h and len(h["events/blocks/t"]):
+        b = run.table("events/blocks")
+        bf = b["base_fee"].to_numpy(float)
+        B.append(("h2", "Blocks"))
+        B.append(("p", f"{len(b)} blocks; base fee min {_fmt(float(bf.min()))}, median "
+                       f"{_fmt(float(np.median(bf)))}, max {_fmt(float(bf.max()))} gwei; agent "
+                       f"transactions included {int(b['n_agent_tx'].sum()) if 'n_agent_tx' in b else 0}, "
+                       f"most pending at once {int(b['n_pending'].max())}; `/summary` n_dropped_tx "
+                       f"{_fmt_count(summ.get('n_dropped_tx', float('nan')))}, mean_inclusion_delay "
+                       f"{_fmt(summ.get('mean_inclusion_delay', float('nan')))} s."))
     return B
 
 

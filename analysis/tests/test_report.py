@@ -16,6 +16,25 @@ def cli(*args):
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli_inproc(capsys, *args):
+    """The CLI's main() in this process (no interpreter start-up: the error
+    paths are checked without a subprocess each; test_report_writes_files
+    runs the real `python -m spiral_analysis`)."""
+    from spiral_analysis.__main__ import main
+    capsys.readouterr()
+    try:
+        rc = main(list(args))
+    except SystemExit as e:          # argparse usage errors
+        rc = e.code
+    out = capsys.readouterr()
+    return _Result(rc, out.out, out.err)
+
+
 def test_report_writes_files(amm_run, tmp_path):
     out = tmp_path / "rep"
     r = cli("report", amm_run, "-o", str(out))
@@ -46,7 +65,8 @@ def test_report_default_dir_and_lob(lob_run, tmp_path):
     assert (tmp_path / "lob_report" / "price_paths.png").exists()
 
 
-def test_report_bad_input_exits_2(amm_run, tmp_path):
+def test_report_bad_input_exits_2(amm_run, tmp_path, capsys):
+    cli = lambda *a: cli_inproc(capsys, *a)  # noqa: E731
     r = cli("report", str(tmp_path / "missing.h5"))
     assert r.returncode == 2 and "no such file" in r.stderr
     junk = tmp_path / "junk.h5"
