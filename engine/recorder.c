@@ -47,7 +47,14 @@
  * h5_mu (this HDF5 is not built thread-safe; serialised calls are fine).
  * The writer starts on the first full chunk, so short runs never start a
  * thread; sp_rec_flush() waits for the queue to drain first, and
- * sp_rec_close() joins the writer before writing the tails.  The bytes
+ * sp_rec_close() joins the writer before writing the tails.
+ * Inline mode: with SPIRAL_RECORDER_THREADS=0 in the environment (read at
+ * sp_rec_create) no writer thread is ever started; hand_off() writes the
+ * full block itself, on the simulation's thread, and the table keeps
+ * filling the same block.  `spiral sweep` / `spiral stress` set it for their
+ * workers: with N workers on N cores a second thread per run only competes
+ * for the cores.  The datasets are the same either way (same chunks, same
+ * order, same write_block()).  The bytes
  * written do not depend on thread timing: each table's chunks are written
  * in order, so datasets are bit-identical run to run.  Every dataset's chunk
  * cache is sized to two chunks (TOOLCHAIN.md: a cache smaller than a chunk
@@ -139,6 +146,7 @@ struct sp_rec {
      * guards the queue and the blocks' busy flags. */
     pthread_t writer;
     bool writer_running, stopping;
+    bool inline_writes;     /* SPIRAL_RECORDER_THREADS=0: never start the writer */
     pthread_mutex_t q_mu, h5_mu;
     pthread_cond_t q_cv, free_cv;
     struct rec_block *q_head, *q_tail;
@@ -378,6 +386,8 @@ int sp_rec_create(struct sp_rec **out, const char *path, const struct sp_rec_opt
     pthread_cond_init(&r->free_cv, NULL);
     r->compression = compression;
     r->chunk_rows = chunk_rows;
+    const char *thr = getenv("SPIRAL_RECORDER_THREADS");
+    r->inline_writes = thr && strcmp(thr, "0") == 0;
 
     r->str_type = make_str_type();
     r->scalar = H5Screate(H5S_SCALAR);
@@ -849,8 +859,10 @@ static void hand_off(struct sp_rec_table *t)
 {
     struct sp_rec *r = t->rec;
     if (!r->writer_running) {
-        /* Started on the first full chunk: short runs never pay for a thread. */
-        if (pthread_create(&r->writer, NULL, writer_main, r) != 0) {
+        /* Started on the first full chunk: short runs never pay for a thread.
+         * Inline mode (or no thread to be had): write the block here and
+         * refill it.  No lock contention: the writer never runs. */
+        if (r->inline_writes || pthread_create(&r->writer, NULL, writer_main, r) != 0) {
             struct rec_block *blk = &t->blocks[t->cur];          /* write inline */
             blk->rows = t->n_buf;
             blk->start = t->n_queued;
@@ -899,6 +911,12 @@ void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row)
         return;
     }
     size_t n = t->n_buf;
+    if (t->all8 && t->rec->inline_writes) {
+        /* Inline: this thread compresses the block, so keep it in cache. */
+        for (size_t c = 0; c < t->ncols; c++)
+            memcpy((char *)t->cols[c].buf + 8 * n, &row[c], 8);
+        goto stored;
+    }
     if (t->all8) {
         for (size_t c = 0; c < t->ncols; c++) {
 #if defined(__SSE2__) && defined(__x86_64__)

@@ -11,7 +11,9 @@
  *
  * sw_pool_run() runs jobs on up to N worker processes: fork + exec of this
  * very binary (`/proc/self/exe run ...`), each in its own process group, its
- * stdout/stderr in the job's log file.  A worker that crashes (a signal, an
+ * stdout/stderr in the job's log file, with SPIRAL_RECORDER_THREADS=0 in its
+ * environment (unless already set) so that its recorder compresses inline and
+ * the worker keeps one core busy, not ~1.4.  A worker that crashes (a signal, an
  * abort) only marks its job failed.  SIGINT/SIGTERM to the parent stop the
  * launching and are forwarded to the running workers, which close their
  * files "interrupted"; jobs never launched end SW_NOT_RUN.

@@ -425,6 +425,12 @@ bool sw_pool_run(struct sw_pool *p, struct sw_job **jobs, size_t n)
 {
     if (p->t0 == 0) p->t0 = sw_now();
     if (p->jobs < 1) p->jobs = 1;
+    /* Workers compress inline (recorder.c, "Inline mode"): a run with its own
+     * writer thread keeps ~1.4 cores busy, so N of them on N cores contend
+     * and -j 2 gained only 1.27x.  Inherited through exec; the run files are
+     * identical.  A value already in the environment wins (e.g. =1 to
+     * compare). */
+    setenv("SPIRAL_RECORDER_THREADS", "0", 0);
     struct sw_job **running = calloc((size_t)p->jobs, sizeof *running);
     if (!running) abort();
     size_t n_running = 0, next = 0;

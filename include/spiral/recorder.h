@@ -12,7 +12,11 @@
  * buffers; when they fill, the whole chunk is handed to a writer thread that
  * extends the datasets by one chunk and writes it (compression runs there,
  * off the simulation's core), so HDF5 never sees a partial chunk until
- * close.  Memory is bounded by 3 x (chunk_rows x row bytes) per table
+ * close.  With SPIRAL_RECORDER_THREADS=0 in the environment (read when the
+ * recorder is created) there is no writer thread: the chunk is compressed
+ * and written inline by the appending thread — what `spiral sweep` and
+ * `spiral stress` workers use, since N workers on N cores have no spare core
+ * for it.  The datasets written are identical either way.  Memory is bounded by 3 x (chunk_rows x row bytes) per table
  * whatever the run length.  The chunk cache of every dataset is sized to
  * hold a chunk (a too-small cache made compressed appends 100x slower on
  * these machines).
