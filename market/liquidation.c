@@ -1018,10 +1018,13 @@ static int post_bid(struct lending *L, struct liq_auction *au, sp_id bidder,
     return rc;
 }
 
-int sp_liq_tend(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, double bid)
+/* tend (raise the bid on the lot) or dent (lower the lot for the full tab):
+ * the same checks and postings, dent also returns the lot given up. */
+static int english_bid(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, double x,
+                       bool dent)
 {
     struct lending *L = proto_of(sim, proto, SP_LIQ_ENGLISH);
-    if (!L || bidder >= sp_sim_entity_count(sim) || bidder == proto || !isfinite(bid))
+    if (!L || bidder >= sp_sim_entity_count(sim) || bidder == proto || !isfinite(x))
         return SP_EINVAL;
     struct liq_auction *au = auction_of(L, id);
     if (!au) return SP_ENOTFOUND;
@@ -1029,10 +1032,15 @@ int sp_liq_tend(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, doub
     struct sp_english_params p = english_params(L);
     struct sp_english_auction next = au->e;
     struct sp_english_flow f;
-    int rc = sp_english_tend(&p, &next, sp_sim_now(sim), bidder, bid, &f);
+    int rc = dent ? sp_english_dent(&p, &next, sp_sim_now(sim), bidder, x, &f)
+                  : sp_english_tend(&p, &next, sp_sim_now(sim), bidder, x, &f);
     if (rc) return rc;
     if (short_of(sim, bidder, L->debt[au->j].token, f.paid)) return SP_ERANGE;
     if ((rc = post_bid(L, au, bidder, &f))) return rc;
+    if (dent) {
+        if ((rc = give_lot(L, au, au->owner, f.lot_to_owner))) return rc;
+        au->lot_returned += f.lot_to_owner;
+    }
     au->e = next;
     au->n_bids++;
     au->winner = bidder;
@@ -1040,28 +1048,14 @@ int sp_liq_tend(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, doub
     return SP_OK;
 }
 
+int sp_liq_tend(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, double bid)
+{
+    return english_bid(sim, proto, bidder, id, bid, false);
+}
+
 int sp_liq_dent(struct sp_sim *sim, sp_id proto, sp_id bidder, uint32_t id, double lot)
 {
-    struct lending *L = proto_of(sim, proto, SP_LIQ_ENGLISH);
-    if (!L || bidder >= sp_sim_entity_count(sim) || bidder == proto || !isfinite(lot))
-        return SP_EINVAL;
-    struct liq_auction *au = auction_of(L, id);
-    if (!au) return SP_ENOTFOUND;
-    if (!au->live) return SP_ESTATE;
-    struct sp_english_params p = english_params(L);
-    struct sp_english_auction next = au->e;
-    struct sp_english_flow f;
-    int rc = sp_english_dent(&p, &next, sp_sim_now(sim), bidder, lot, &f);
-    if (rc) return rc;
-    if (short_of(sim, bidder, L->debt[au->j].token, f.paid)) return SP_ERANGE;
-    if ((rc = post_bid(L, au, bidder, &f))) return rc;
-    if ((rc = give_lot(L, au, au->owner, f.lot_to_owner))) return rc;
-    au->lot_returned += f.lot_to_owner;
-    au->e = next;
-    au->n_bids++;
-    au->winner = bidder;
-    sp_token_values_changed(sim);
-    return SP_OK;
+    return english_bid(sim, proto, bidder, id, lot, true);
 }
 
 int sp_liq_deal(struct sp_sim *sim, sp_id proto, uint32_t id)
