@@ -23,6 +23,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/version.h"
 #include "spiral/world.h"
 #include "info.h"
@@ -38,6 +39,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  run SCENARIO.yaml       run a scenario and write an HDF5 file\n"
+    "  resume SNAPSHOT.snap    continue a run (or branch a what-if) from a checkpoint\n"
     "  validate SCENARIO.yaml  check a scenario (and overrides) without running it\n"
     "  sweep SWEEP.yaml        run a scenario over parameter axes x seeds, in parallel\n"
     "  stress SCENARIO.yaml    find the critical value of a parameter by bisection\n"
@@ -71,11 +73,39 @@ static const char usage_run[] =
     "                      amplification, amplification_MARKET (max drawdown with feedback\n"
     "                      / without) and drawdown_nofeedback_MARKET\n"
     "      --discard-twin  with --amplification: write no file for the twin\n"
+    "      --checkpoint-every T\n"
+    "                      write a snapshot of the whole state every T of simulated\n"
+    "                      time (e.g. 6h) to DIR/NAME@T.snap, for `spiral resume`\n"
+    "      --checkpoint-at T  a snapshot at time T (repeatable)\n"
+    "      --checkpoint-dir DIR\n"
+    "                      where snapshots go (default: OUTPUT without .h5 + .ckpt/)\n"
     "  -q, --quiet         print nothing on success\n"
     "  -h, --help          show this help\n"
     "\n"
     "SIGINT/SIGTERM stop at the next batch of events and close the file with\n"
     "status \"interrupted\" (exit 130); a second signal exits at once.\n";
+
+static const char usage_resume[] =
+    "Usage: spiral resume SNAPSHOT.snap [options]\n"
+    "\n"
+    "Continue a run from a snapshot written by --checkpoint-every/--checkpoint-at.\n"
+    "The world is rebuilt from the scenario stored in the snapshot and its state\n"
+    "restored exactly; the output holds the rows after the snapshot's time, so the\n"
+    "parent's rows up to then followed by these equal the uninterrupted run.\n"
+    "With --set it is a branch: the overrides apply from the snapshot's time on,\n"
+    "and the output records parent_snapshot, resumed_at and overrides.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE   output (default runs/NAME.resume@T.h5, or\n"
+    "                      runs/NAME.branch@T.h5 with --set)\n"
+    "      --until T       stop at simulated time T; default the horizon\n"
+    "      --set KEY=VAL   override a scenario key from the snapshot on (repeatable;\n"
+    "                      the entities and tokens must stay the same)\n"
+    "      --checkpoint-every T, --checkpoint-at T, --checkpoint-dir DIR\n"
+    "                      as for `spiral run`\n"
+    "  -q, --quiet         print nothing on success\n"
+    "\n"
+    "A damaged, truncated or foreign snapshot is refused with exit 2.\n";
 
 static const char usage_validate[] =
     "Usage: spiral validate SCENARIO.yaml [--seed N] [--set KEY=VAL ...] [--print]\n"
@@ -210,6 +240,64 @@ static int make_parent_dir(const char *path)
     struct stat st;
     if (stat(dir, &st) == 0) return 0;
     return mkdir(dir, 0777);
+}
+
+/* ---- checkpoints (run and resume) ------------------------------------------ */
+
+struct ckpt_opts {
+    sp_time every;
+    sp_time *at;
+    size_t n_at;
+    const char *dir;
+    char dir_buf[PATH_MAX];
+    bool quiet;
+};
+
+/* --checkpoint-every / --checkpoint-at / --checkpoint-dir; 1 if handled. */
+static int ckpt_option(struct ckpt_opts *k, int opt, const char *arg, const char *cmd, int *ret)
+{
+    sp_time t;
+    switch (opt) {
+    case 'E': case 'T':
+        if (sp_parse_duration(arg, &t) || t <= 0) {
+            *ret = usage_error(cmd, "--checkpoint-%s: expected a positive duration such as 6h, "
+                               "got '%s'", opt == 'E' ? "every" : "at", arg);
+            return 1;
+        }
+        if (opt == 'E') k->every = t;
+        else k->at[k->n_at++] = t;
+        return 1;
+    case 'K': k->dir = arg; return 1;
+    default: return 0;
+    }
+}
+
+static void ckpt_written(void *arg, const char *path, sp_time t)
+{
+    const struct ckpt_opts *k = arg;
+    char buf[64];
+    if (!k->quiet) printf("checkpoint %s (t = %s)\n", path, sp_format_duration(t, buf, sizeof buf));
+    fflush(stdout);
+}
+
+/* Fill the request's checkpoint fields; the default directory is the
+ * output's path without its extension + ".ckpt". */
+static void ckpt_request(struct ckpt_opts *k, struct sp_world_run *req, const char *output)
+{
+    if (!k->every && !k->n_at) return;
+    if (!k->dir) {
+        const char *slash = strrchr(output, '/');
+        const char *dot = strrchr(output, '.');
+        size_t n = dot && (!slash || dot > slash + 1) ? (size_t)(dot - output) : strlen(output);
+        snprintf(k->dir_buf, sizeof k->dir_buf, "%.*s.ckpt", (int)n, output);
+        k->dir = k->dir_buf;
+    }
+    req->checkpoint_every = k->every;
+    req->checkpoint_at = k->at;
+    req->n_checkpoint_at = k->n_at;
+    req->checkpoint_dir = k->dir;
+    req->on_checkpoint = ckpt_written;
+    req->on_checkpoint_arg = k;
 }
 
 /* ---- --amplification ------------------------------------------------------ */
@@ -379,9 +467,14 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         { "help", no_argument, NULL, 'h' },
         { "counterfactual", required_argument, NULL, 'C' },
         { "amplification", no_argument, NULL, 'A' },
-        { "discard-twin", no_argument, NULL, 'D' }, { NULL, 0, NULL, 0 },
+        { "discard-twin", no_argument, NULL, 'D' },
+        { "checkpoint-every", required_argument, NULL, 'E' },
+        { "checkpoint-at", required_argument, NULL, 'T' },
+        { "checkpoint-dir", required_argument, NULL, 'K' }, { NULL, 0, NULL, 0 },
     };
     struct common c = { 0 };
+    struct ckpt_opts ck = { 0 };
+    ck.at = calloc((size_t)argc + 1, sizeof *ck.at);
     c.sets = calloc((size_t)argc + 2, sizeof *c.sets);
     /* --counterfactual X becomes --set counterfactual=X, in its place. */
     char **cf_sets = calloc((size_t)argc + 1, sizeof *cf_sets);
@@ -426,6 +519,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         }
         case 'A': amplification = true; break;
         case 'D': discard_twin = true; break;
+        case 'E': case 'T': case 'K':
+            ckpt_option(&ck, opt, optarg, "run", &ret);
+            if (ret) goto out;
+            break;
         case 'h': fputs(usage_run, stdout); goto out;
         case ':': ret = usage_error("run", "option '%s' needs a value", argv[optind - 1]); goto out;
         default: ret = usage_error("run", "unknown option '%s'", argv[optind - 1]); goto out;
@@ -527,6 +624,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         req.run.progress = progress_line;
         req.run.progress_arg = &ps;
     }
+    ck.quiet = quiet;
+    ckpt_request(&ck, &req, output);
     struct sp_diag d = { 0 };
     enum sp_run_status st;
     int rc = sp_world_run(sc, &cfg, &req, &st, &d);
@@ -555,6 +654,130 @@ out:
     free(twin_out);
     summary_copy_release(&twin_sum);
     free(c.sets);
+    free(ck.at);
+    return ret;
+}
+
+static int cmd_resume(int argc, char **argv, const char *cmdline)
+{
+    static const struct option opts[] = {
+        { "output", required_argument, NULL, 'o' }, { "set", required_argument, NULL, 'S' },
+        { "until", required_argument, NULL, 'u' },  { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "checkpoint-every", required_argument, NULL, 'E' },
+        { "checkpoint-at", required_argument, NULL, 'T' },
+        { "checkpoint-dir", required_argument, NULL, 'K' }, { NULL, 0, NULL, 0 },
+    };
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    size_t n_sets = 0;
+    struct ckpt_opts ck = { 0 };
+    ck.at = calloc((size_t)argc + 1, sizeof *ck.at);
+    const char *output = NULL;
+    sp_time until = 0;
+    bool quiet = false;
+    int opt, ret = 0;
+    struct sp_snapshot *snap = NULL;
+    if (!sets || !ck.at) { ret = EXIT_RUNFAIL; goto out; }
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":o:qh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'o': output = optarg; break;
+        case 'S': sets[n_sets++] = optarg; break;
+        case 'u':
+            if (sp_parse_duration(optarg, &until) || until <= 0) {
+                ret = usage_error("resume", "--until: expected a positive duration such as 6h, got '%s'", optarg);
+                goto out;
+            }
+            break;
+        case 'q': quiet = true; break;
+        case 'E': case 'T': case 'K':
+            ckpt_option(&ck, opt, optarg, "resume", &ret);
+            if (ret) goto out;
+            break;
+        case 'h': fputs(usage_resume, stdout); goto out;
+        case ':': ret = usage_error("resume", "option '%s' needs a value", argv[optind - 1]); goto out;
+        default: ret = usage_error("resume", "unknown option '%s'", argv[optind - 1]); goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        if (optind >= argc) ret = usage_error("resume", "missing SNAPSHOT.snap");
+        else ret = usage_error("resume", "unexpected argument '%s'", argv[optind + 1]);
+        goto out;
+    }
+    const char *path = argv[optind];
+    struct sp_diag d = { 0 };
+    int rc = sp_snapshot_load(&snap, path, &d);
+    if (rc) {
+        sp_diag_print(&d, stderr);
+        sp_diag_release(&d);
+        ret = rc == SP_ENOMEM ? EXIT_RUNFAIL : EXIT_USAGE;   /* unreadable or damaged: bad input */
+        goto out;
+    }
+    /* The scenario name, for default paths: from the resolved YAML's
+     * `name:` line (validated again when the world is built). */
+    char name[256] = "run", default_out[PATH_MAX], tbuf[64];
+    const char *yaml = sp_snapshot_scenario(snap);
+    const char *nl = yaml && !strncmp(yaml, "name: ", 6) ? yaml : yaml ? strstr(yaml, "\nname: ") : NULL;
+    if (nl) {
+        nl += *nl == '\n' ? 7 : 6;
+        size_t n = strcspn(nl, "\n");
+        if (n && n < sizeof name && !memchr(nl, '/', n)) snprintf(name, sizeof name, "%.*s", (int)n, nl);
+    }
+    if (!output) {
+        snprintf(default_out, sizeof default_out, "runs/%s.%s@%s.h5", name,
+                 n_sets ? "branch" : "resume",
+                 sp_format_duration(sp_snapshot_time(snap), tbuf, sizeof tbuf));
+        output = default_out;
+        if (make_parent_dir(output)) {
+            fprintf(stderr, "spiral resume: cannot create directory for '%s': %s\n", output, strerror(errno));
+            ret = EXIT_USAGE;
+            goto out;
+        }
+    }
+    struct progress_state ps = { false };
+    struct sp_world_run req = { 0 };
+    req.output = output;
+    req.command_line = cmdline;
+    req.run.until = until;
+    req.run.handle_signals = true;
+    req.resume_path = path;
+    req.sets = sets;
+    req.n_sets = n_sets;
+    if (!quiet && isatty(STDERR_FILENO)) {
+        req.run.progress = progress_line;
+        req.run.progress_arg = &ps;
+    }
+    ck.quiet = quiet;
+    ckpt_request(&ck, &req, output);
+    enum sp_run_status st;
+    rc = sp_world_resume(snap, sp_registry_builtin(), &req, &st, &d);
+    if (ps.shown) fputs("\r\033[K", stderr);
+    if (rc) {
+        sp_diag_print(&d, stderr);
+        if (d.n_errors > 1) fprintf(stderr, "%d errors.\n", d.n_errors);
+        ret = rc == SP_ENOMEM ? EXIT_RUNFAIL : EXIT_USAGE;
+    } else {
+        if (d.n_errors) sp_diag_print(&d, stderr);
+        if (st == SP_RUN_COMPLETE) {
+            if (!quiet)
+                printf("wrote %s (status complete, %s from t = %s)\n", output,
+                       n_sets ? "branched" : "resumed",
+                       sp_format_duration(sp_snapshot_time(snap), tbuf, sizeof tbuf));
+            ret = 0;
+        } else if (st == SP_RUN_INTERRUPTED) {
+            fprintf(stderr, "spiral resume: interrupted; %s is readable with status \"interrupted\"\n", output);
+            ret = EXIT_INTERRUPTED;
+        } else {
+            fprintf(stderr, "spiral resume: failed; %s has status \"failed\"\n", output);
+            ret = EXIT_RUNFAIL;
+        }
+    }
+    sp_diag_release(&d);
+out:
+    sp_snapshot_destroy(snap);
+    free(sets);
+    free(ck.at);
     return ret;
 }
 
@@ -670,6 +893,12 @@ int main(int argc, char **argv)
         free(cmdline);
         return rc;
     }
+    if (!strcmp(cmd, "resume")) {
+        char *cmdline = join_argv(argc, argv);
+        int rc = cmd_resume(argc - 1, argv + 1, cmdline);
+        free(cmdline);
+        return rc;
+    }
     if (!strcmp(cmd, "sweep") || !strcmp(cmd, "stress")) {
         char *cmdline = join_argv(argc, argv);
         int rc = !strcmp(cmd, "sweep") ? sp_cmd_sweep(argc - 1, argv + 1, cmdline)
@@ -680,7 +909,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "types")) return cmd_types(argc - 1, argv + 1);
-    static const char *const cmds[] = { "run", "validate", "sweep", "stress", "info", "types",
+    static const char *const cmds[] = { "run", "resume", "validate", "sweep", "stress", "info", "types",
                                            "help", "version" };
     const char *near = sp_suggest(cmd, cmds, sizeof cmds / sizeof cmds[0]);
     if (near) {

@@ -28,4 +28,12 @@ uint64_t sp_snapshot_checksum(const void *data, size_t len);
 #define SP_SNAPSHOT_HEADER_SIZE 24
 #define SP_SNAPSHOT_TRAILER_SIZE 8
 
+struct sp_snapshot;
+
+/* Compare two loaded snapshots part by part: 0 if their engine state and
+ * every entity record are the same bytes, else 1 with the first difference
+ * described in msg (which part, which entity, which byte). */
+int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, char *msg,
+                     size_t size);
+
 #endif

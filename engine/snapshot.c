@@ -1676,3 +1676,76 @@ int sp_snapshot_restore(const struct sp_snapshot *cs, struct sp_sim *sim, struct
     }
     return SP_OK;
 }
+
+/* ---- comparing two snapshots (tests, spiral-snapcheck) ---------------------------------- */
+
+static int diff_bytes(const unsigned char *a, const unsigned char *b, size_t n, size_t elem)
+{
+    for (size_t i = 0; i < n * elem; i++)
+        if (a[i] != b[i]) return (int)(i / elem);
+    return -1;
+}
+
+int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, char *msg,
+                     size_t size)
+{
+#define DIFF(...) do { snprintf(msg, size, __VA_ARGS__); return 1; } while (0)
+    if (a->n_ents != b->n_ents || a->n_tokens != b->n_tokens)
+        DIFF("different worlds: %llu/%llu entities, %llu/%llu tokens",
+             (unsigned long long)a->n_ents, (unsigned long long)b->n_ents,
+             (unsigned long long)a->n_tokens, (unsigned long long)b->n_tokens);
+    if (a->now != b->now) DIFF("time differs: %lld vs %lld us", (long long)a->now, (long long)b->now);
+    if (a->n_events != b->n_events)
+        DIFF("n_events differs: %llu vs %llu", (unsigned long long)a->n_events,
+             (unsigned long long)b->n_events);
+    if (a->n_trades != b->n_trades)
+        DIFF("n_trades differs: %llu vs %llu", (unsigned long long)a->n_trades,
+             (unsigned long long)b->n_trades);
+    if (a->value_epoch != b->value_epoch) DIFF("token value epoch differs");
+    int k;
+    if ((k = diff_bytes(a->rng, b->rng, a->n_ents, 32)) >= 0)
+        DIFF("random stream of entity %d differs", k);
+    if (a->pool != b->pool || a->seq != b->seq || a->n_free != b->n_free || a->n_heap != b->n_heap)
+        DIFF("event queue differs: pool %u/%u, seq %u/%u, free %zu/%zu, pending %zu/%zu",
+             a->pool, b->pool, a->seq, b->seq, a->n_free, b->n_free, a->n_heap, b->n_heap);
+    if ((k = diff_bytes(a->events, b->events, a->n_heap, 56)) >= 0) {
+        const unsigned char *ea = a->events + 56 * (size_t)k, *eb = b->events + 56 * (size_t)k;
+        DIFF("event queue differs at heap slot %d: t %lld vs %lld, target %u vs %u, kind %u vs %u",
+             k, (long long)le64_get(ea), (long long)le64_get(eb), le32_get(ea + 16),
+             le32_get(eb + 16), (unsigned)(ea[20] | ea[21] << 8), (unsigned)(eb[20] | eb[21] << 8));
+    }
+    if ((k = diff_bytes(a->gen, b->gen, a->pool, 2)) >= 0) DIFF("event generation %d differs", k);
+    if ((k = diff_bytes(a->free, b->free, a->n_free, 4)) >= 0) DIFF("event free list differs at %d", k);
+    if (a->bal_rows != b->bal_rows) DIFF("ledger rows differ");
+    if ((k = diff_bytes(a->bal, b->bal, a->bal_rows * a->n_tokens, 8)) >= 0)
+        DIFF("ledger balance of holder %llu, token %s differs: %.17g vs %.17g",
+             (unsigned long long)((size_t)k / a->n_tokens), a->token_names[(size_t)k % a->n_tokens],
+             f64_of(le64_get(a->bal + 8 * (size_t)k)), f64_of(le64_get(b->bal + 8 * (size_t)k)));
+    if ((k = diff_bytes(a->supply, b->supply, a->n_tokens, 8)) >= 0)
+        DIFF("supply of token %s differs", a->token_names[k]);
+    if (memcmp(a->tok_cache, b->tok_cache, 32 * a->n_tokens)) DIFF("token value cache differs");
+    if (a->n_redeem != b->n_redeem || (k = diff_bytes(a->redeem, b->redeem, a->n_redeem, 24)) >= 0)
+        DIFF("lst redemption queue differs");
+    if (a->n_summary != b->n_summary) DIFF("summary items differ in number");
+    for (size_t i = 0; i < a->n_summary; i++)
+        if (strcmp(a->sum_names[i], b->sum_names[i]) || u64_of(a->sum_values[i]) != u64_of(b->sum_values[i]))
+            DIFF("summary item %s differs", a->sum_names[i]);
+    size_t oa = a->ents_off, ob = b->ents_off;
+    for (size_t i = 0; i < a->n_ents; i++) {
+        size_t sa = oa, sb = ob;
+        if (mp_check(a->data, a->body_end, &oa) || mp_check(b->data, b->body_end, &ob))
+            DIFF("record %zu unreadable", i);
+        if (oa - sa != ob - sb || memcmp(a->data + sa, b->data + sb, oa - sa)) {
+            size_t n = oa - sa < ob - sb ? oa - sa : ob - sb, at = 0;
+            while (at < n && a->data[sa + at] == b->data[sb + at]) at++;
+            /* The record starts [name, type, payload]: name is a str. */
+            const unsigned char *p = a->data + sa + 1;
+            size_t nl = (*p & 0xe0) == 0xa0 ? (size_t)(*p & 0x1f) : (*p == 0xd9 ? p[1] : 0);
+            const char *nm = (const char *)p + ((*p & 0xe0) == 0xa0 ? 1 : 2);
+            DIFF("entity %zu (%.*s) payload differs at byte %zu (records of %zu and %zu bytes)",
+                 i, (int)nl, nm, at, oa - sa, ob - sb);
+        }
+    }
+    return 0;
+#undef DIFF
+}

@@ -20,6 +20,9 @@
 #include "spiral/rng.h"
 #include "spiral/error.h"
 #include "spiral/version.h"
+#include "spiral/snapshot.h"
+#include <errno.h>
+#include <sys/stat.h>
 #include "sim-internal.h"
 
 static int token_check(void *bound, const struct sp_check_ctx *ctx);
@@ -778,18 +781,92 @@ static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct
     snprintf(buf, sizeof buf, "%016llx", (unsigned long long)sp_rng_key(yaml));
     rc |= sp_rec_attr_str(rec, "/", "config_hash", buf);
     free(yaml);
+    if (req->resume) {
+        /* A continuation or a branch: where it comes from (docs/snapshot.md). */
+        rc |= sp_rec_attr_str(rec, "/", "parent_snapshot", req->resume_path ? req->resume_path : "");
+        rc |= sp_rec_attr_f64(rec, "/", "resumed_at", sp_time_sec(sp_snapshot_time(req->resume)));
+        rc |= sp_rec_attr_i64(rec, "/", "branch", req->n_sets > 0);
+        size_t len = 1;
+        for (size_t i = 0; i < req->n_sets; i++) len += strlen(req->sets[i]) + 1;
+        char *ov = calloc(len, 1);
+        if (!ov) return SP_ENOMEM;
+        for (size_t i = 0; i < req->n_sets; i++) {
+            if (i) strcat(ov, "\n");
+            strcat(ov, req->sets[i]);
+        }
+        rc |= sp_rec_attr_str(rec, "/", "overrides", ov);
+        free(ov);
+    }
     rc |= write_entities(rec, sim);
     rc |= sp_trades_open(sim, rec);
     return rc ? SP_EHDF5 : SP_OK;
 }
 
-int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
-                 const struct sp_world_run *req, enum sp_run_status *status,
-                 struct sp_diag *d)
+/* Checkpoint files: DIR/NAME@T.snap, T as a duration ("36h", "1d2h30m"). */
+static int checkpoint_path(char *buf, size_t size, const struct sp_world_cfg *cfg,
+                           const struct sp_world_run *req, sp_time t)
 {
-    struct sp_sim *sim;
-    int rc = sp_world_build(&sim, cfg, d);
-    if (rc) return rc;
+    char dur[64];
+    sp_format_duration(t, dur, sizeof dur);
+    int n = snprintf(buf, size, "%s/%s@%s.snap", req->checkpoint_dir ? req->checkpoint_dir : ".",
+                     cfg->name, dur);
+    return n < 0 || (size_t)n >= size ? SP_EINVAL : SP_OK;
+}
+
+/* The next checkpoint strictly after `now` and at most `end`, or 0. */
+static sp_time next_checkpoint(const struct sp_world_run *req, sp_time now, sp_time end)
+{
+    sp_time best = 0;
+    if (req->checkpoint_every > 0) {
+        sp_time k = now / req->checkpoint_every + 1;
+        if (k <= end / req->checkpoint_every) best = k * req->checkpoint_every;
+    }
+    for (size_t i = 0; i < req->n_checkpoint_at; i++) {
+        sp_time t = req->checkpoint_at[i];
+        if (t > now && t <= end && (!best || t < best)) best = t;
+    }
+    return best;
+}
+
+/* Run to the end, stopping at each checkpoint to write a snapshot. */
+static enum sp_run_status run_segments(struct sp_sim *sim, struct sp_scenario *sc,
+                                       const struct sp_world_cfg *cfg,
+                                       const struct sp_world_run *req, struct sp_diag *d)
+{
+    struct sp_run_opts o = req->run;
+    sp_time end = o.until ? o.until : sp_sim_horizon(sim);
+    if (req->checkpoint_dir && (req->checkpoint_every > 0 || req->n_checkpoint_at) &&
+        mkdir(req->checkpoint_dir, 0777) && errno != EEXIST) {
+        sp_sim_fail(sim, SP_EIO, "cannot create the checkpoint directory '%s': %s",
+                    req->checkpoint_dir, strerror(errno));
+        return SP_RUN_FAILED;
+    }
+    for (;;) {
+        sp_time next = next_checkpoint(req, sp_sim_now(sim), end);
+        o.until = next ? next : end;
+        enum sp_run_status st = sp_sim_run(sim, &o);
+        if (st != SP_RUN_COMPLETE || !next) return st;
+        char path[4096];
+        if (checkpoint_path(path, sizeof path, cfg, req, next)) {
+            sp_sim_fail(sim, SP_EINVAL, "checkpoint path too long");
+            return SP_RUN_FAILED;
+        }
+        if (sp_snapshot_write(sim, sc, path, d)) {
+            sp_sim_fail(sim, SP_EIO, "cannot write the checkpoint '%s' (see above)", path);
+            return SP_RUN_FAILED;
+        }
+        if (req->on_checkpoint) req->on_checkpoint(req->on_checkpoint_arg, path, next);
+        if (next >= end) return st;
+    }
+}
+
+/* Open the output, start (and restore), run, finish, close: the part of a
+ * run after the sim is built.  Takes ownership of `sim`. */
+static int world_run_sim(struct sp_sim *sim, struct sp_scenario *sc,
+                         const struct sp_world_cfg *cfg, const struct sp_world_run *req,
+                         enum sp_run_status *status, struct sp_diag *d)
+{
+    int rc;
     struct sp_rec *rec = NULL;
     if (req->output) {
         struct sp_rec_opts ro = { (int)cfg->output.compression, (size_t)cfg->output.chunk_rows };
@@ -808,8 +885,23 @@ int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
     enum sp_run_status st = SP_RUN_FAILED;
-    if (!sp_sim_failure(sim, NULL) && sp_sim_start(sim) == SP_OK)
-        st = sp_sim_run(sim, &req->run);
+    bool started = !sp_sim_failure(sim, NULL) && sp_sim_start(sim) == SP_OK;
+    if (started && req->resume && (rc = sp_snapshot_restore(req->resume, sim, d))) {
+        /* A snapshot that loads but does not fit this world: bad input.
+         * The new output holds nothing of value: remove it. */
+        if (rec) {
+            sp_rec_close(rec, "failed");
+            remove(req->output);
+        }
+        sp_sim_destroy(sim);
+        return rc == SP_ENOMEM ? SP_ENOMEM : SP_ECONFIG;
+    }
+    if (started) st = run_segments(sim, sc, cfg, req, d);
+    if (started && st == SP_RUN_COMPLETE && req->final_snapshot &&
+        sp_snapshot_write(sim, sc, req->final_snapshot, d)) {
+        sp_sim_fail(sim, SP_EIO, "cannot write the snapshot '%s' (see above)", req->final_snapshot);
+        st = SP_RUN_FAILED;
+    }
     sp_sim_finish(sim);
     if (req->on_summary) req->on_summary(req->on_summary_arg, sim);
     clock_gettime(CLOCK_MONOTONIC, &w1);
@@ -843,4 +935,41 @@ int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
     *status = st;
     sp_sim_destroy(sim);
     return SP_OK;
+}
+
+int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
+                 const struct sp_world_run *req, enum sp_run_status *status,
+                 struct sp_diag *d)
+{
+    struct sp_sim *sim;
+    int rc = sp_world_build(&sim, cfg, d);
+    if (rc) return rc;
+    return world_run_sim(sim, sc, cfg, req, status, d);
+}
+
+int sp_world_resume(const struct sp_snapshot *s, const struct sp_registry *reg,
+                    const struct sp_world_run *req, enum sp_run_status *status,
+                    struct sp_diag *d)
+{
+    struct sp_scenario *sc;
+    struct sp_world_cfg cfg;
+    struct sp_sim *sim;
+    int rc = sp_snapshot_build_world(s, reg, req->sets, req->n_sets, &sc, &cfg, &sim, d);
+    if (rc) return rc;
+    struct sp_world_run r = *req;
+    r.resume = s;
+    sp_time end = r.run.until ? r.run.until : sp_sim_horizon(sim);
+    if (end <= sp_snapshot_time(s)) {
+        char a[64], b[64];
+        sp_diag_error(d, NULL, "nothing to run: the snapshot is at t = %s and the run ends at %s "
+                      "(give --until, or --set horizon=... for a longer branch)",
+                      sp_format_duration(sp_snapshot_time(s), a, sizeof a),
+                      sp_format_duration(end, b, sizeof b));
+        sp_sim_destroy(sim);
+        sp_scenario_destroy(sc);
+        return SP_ECONFIG;
+    }
+    rc = world_run_sim(sim, sc, &cfg, &r, status, d);
+    sp_scenario_destroy(sc);
+    return rc;
 }

@@ -108,6 +108,24 @@ struct sp_world_run {
      * --amplification` reads the no-feedback twin's and adds its ratios). */
     void (*on_summary)(void *arg, struct sp_sim *sim);
     void *on_summary_arg;
+    /* Checkpoints (docs/snapshot.md): a snapshot DIR/NAME@T.snap at every
+     * multiple T of checkpoint_every (0: none) and at each of checkpoint_at,
+     * up to and including the end of the run.  DIR is created if missing
+     * (NULL: "."); on_checkpoint (optional) is told each file written.  A failed write fails the run. */
+    sp_time checkpoint_every;
+    const sp_time *checkpoint_at;
+    size_t n_checkpoint_at;
+    const char *checkpoint_dir;
+    void (*on_checkpoint)(void *arg, const char *path, sp_time t);
+    void *on_checkpoint_arg;
+    /* A snapshot of the final state, written before `finish` (optional). */
+    const char *final_snapshot;
+    /* sp_world_resume only: the snapshot's path (for the output's
+     * parent_snapshot attribute) and the --set overrides (a branch). */
+    const char *resume_path;
+    const char *const *sets;
+    size_t n_sets;
+    const struct sp_snapshot *resume;   /* set by sp_world_resume */
 };
 
 /* Build, open the output, run, finish and close.  Errors before the run
@@ -117,6 +135,17 @@ struct sp_world_run {
 int sp_world_run(struct sp_scenario *sc, const struct sp_world_cfg *cfg,
                  const struct sp_world_run *req, enum sp_run_status *status,
                  struct sp_diag *d);
+
+/* Continue from a snapshot: rebuild the world from its scenario with
+ * req->sets applied (a branch), open req->output, start, restore the state,
+ * run from the snapshot's time to req->run.until (0: the horizon), finish
+ * and close — the output holds the rows after the snapshot (docs/snapshot.md).
+ * Returns like sp_world_run; a snapshot that does not fit the rebuilt world
+ * is SP_ECONFIG (bad input), and its output file is removed. */
+struct sp_snapshot;
+int sp_world_resume(const struct sp_snapshot *s, const struct sp_registry *reg,
+                    const struct sp_world_run *req, enum sp_run_status *status,
+                    struct sp_diag *d);
 
 #ifdef __cplusplus
 }
