@@ -151,6 +151,7 @@ enum sp_run_status sp_sim_run(struct sp_sim *sim, const struct sp_run_opts *opts
     L.t0 = sim->now;
     L.wall0 = L.last_flush = wall_now();
     sim->stop_requested = 0;      /* a stop asked of an earlier run is spent */
+    sim->pausing = opts->pause;
     L.last_progress = L.wall0;
 
     struct event_config *cfg = event_config_new();
@@ -180,12 +181,14 @@ enum sp_run_status sp_sim_run(struct sp_sim *sim, const struct sp_run_opts *opts
         if (L.status != SP_RUN_COMPLETE || opts->pace <= 0)
             event_base_dispatch(L.base);
     }
-    if (L.status == SP_RUN_COMPLETE && sim->now < L.until && L.until != SP_TIME_MAX) {
+    if (L.status == SP_RUN_COMPLETE && sim->now < L.until && L.until != SP_TIME_MAX &&
+        !opts->pause) {
         sp_lst_settle(sim, L.until);         /* redemptions due by the end */
         sim->now = L.until;                  /* the clock runs to the end */
         sim->value_epoch++;
     }
     if (sim->fail_code) L.status = SP_RUN_FAILED;
+    sim->pausing = false;
 
     if (L.sigint) event_free(L.sigint);
     if (L.sigterm) event_free(L.sigterm);

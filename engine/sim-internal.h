@@ -91,6 +91,7 @@ struct sp_sim {
     struct sp_rec_table *trades;   /* /events/trades, NULL when not recorded */
     uint64_t n_trades;
     volatile sig_atomic_t stop_requested;
+    bool pausing;                 /* sp_run_opts.pause of the current sp_sim_run */
     int fail_code;
     char *fail_msg;
     bool finished;

@@ -168,7 +168,8 @@ uint64_t sp_sim_step(struct sp_sim *sim, sp_time until, uint64_t max_events, boo
         sp_time t = sp_queue_next_time(q);
         /* LST redemptions due before this event (or before `until` when no
          * event is left there) are minted first: one compare when none is. */
-        if (t >= sim->redeem_next) sp_lst_settle(sim, t <= until ? t : until);
+        if (t >= sim->redeem_next && !(t > until && sim->pausing))
+            sp_lst_settle(sim, t <= until ? t : until);
         if (t > until) { done = true; break; }
         struct sp_event *ev = sp_queue_begin(q);
         SP_ASSERT(ev->t >= sim->now);

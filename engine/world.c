@@ -844,6 +844,7 @@ static enum sp_run_status run_segments(struct sp_sim *sim, struct sp_scenario *s
     for (;;) {
         sp_time next = next_checkpoint(req, sp_sim_now(sim), end);
         o.until = next ? next : end;
+        o.pause = next != 0;      /* a checkpoint is taken between events */
         enum sp_run_status st = sp_sim_run(sim, &o);
         if (st != SP_RUN_COMPLETE || !next) return st;
         char path[4096];
@@ -856,7 +857,10 @@ static enum sp_run_status run_segments(struct sp_sim *sim, struct sp_scenario *s
             return SP_RUN_FAILED;
         }
         if (req->on_checkpoint) req->on_checkpoint(req->on_checkpoint_arg, path, next);
-        if (next >= end) return st;
+        if (next >= end) {       /* the end of the run: the clock runs on to it */
+            o.pause = false;
+            return sp_sim_run(sim, &o);
+        }
     }
 }
 

@@ -49,6 +49,12 @@ struct sp_run_opts {
     double flush_seconds;   /* flush the output every this many wall seconds (0 = 10) */
     sp_progress_fn progress;
     void *progress_arg;
+    /* Stop after the events at `until` and leave the state exactly as an
+     * uninterrupted run has it between two events: the clock stays at the
+     * last event, nothing due after it (LST redemptions) is settled early.
+     * A checkpoint pauses so (docs/snapshot.md); without it the clock runs
+     * on to `until` as at the end of a run. */
+    bool pause;
 };
 
 /* Why sp_sim_run returned. */
