@@ -6,7 +6,8 @@
 #   ./build.sh test         install what is missing, build, run the whole suite
 #
 # Other verbs: deps (install only), build, asan (build + test under
-# AddressSanitizer/UBSan in build-asan/), bench (build Release + run spiral-bench).
+# AddressSanitizer/UBSan in build-asan/), bench (build Release + run spiral-bench),
+# fuzz [SECONDS] (libFuzzer on the snapshot decoder with clang, default 60 s).
 # Run as root or with sudo available.  Only Debian packages are installed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -60,13 +61,27 @@ asan)
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan --output-on-failure -j "$JOBS"
     ;;
+fuzz)
+    deps
+    if ! command -v clang >/dev/null; then
+        sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends clang
+    fi
+    build build-fuzz -DCMAKE_C_COMPILER=clang -DSPIRAL_FUZZ=ON -DBUILD_TESTING=OFF
+    mkdir -p build-fuzz/corpus
+    cp fuzz/corpus/* build-fuzz/corpus/
+    # A crash leaves crash-* here and exits non-zero.
+    (cd build-fuzz && ./spiral-fuzz-snapshot -max_total_time="${2:-60}" -max_len=65536 \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus 2>&1 | tail -15)
+    ;;
 bench)
     deps
     build build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
     ./build-release/spiral-bench "${@:2}"
     ;;
 *)
-    echo "usage: ./build.sh quickstart|test|deps|build|asan|bench" >&2
+    echo "usage: ./build.sh quickstart|test|deps|build|asan|bench|fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac
