@@ -5,8 +5,8 @@
  * File = 24-byte header | msgpack body | 8-byte checksum:
  *   "SPIRALSN", u32 format version, u32 flags (0), u64 body length (all
  *   little-endian); the body is a sequence of msgpack values — the header
- *   map, the engine map, then one [name, type index, payload] array per
- *   entity in id order; the trailer is a 64-bit checksum of the body
+ *   map (entity names run-length coded), the engine map, then one
+ *   [type index, payload] array per entity in id order; the trailer is a 64-bit checksum of the body
  *   (cks_* below).
  *
  * Writing streams the msgpack (msgpack-c's packer) through a 1 MiB buffer
@@ -14,7 +14,9 @@
  * fsync + rename: atomic (sp_snapshot_encode builds the same bytes in
  * memory instead).  Bulk arrays — the
  * event pool, the random streams, the balance matrix — are little-endian
- * bins, so a 10^6-entity state costs a few bytes per value and a memcpy.
+ * bins, so a 10^6-entity state costs a few bytes per value and a memcpy;
+ * zeros are left out where they are common (event payload words, balances)
+ * and population names (owner_0 .. owner_999999) are one run.
  *
  * Reading never trusts the file: the whole file is read (its size bounds
  * every length), the length and checksum are checked first, then each
@@ -51,7 +53,7 @@
 
 #define EFORMAT SP_SNAPSHOT_EFORMAT
 #define MAX_DEPTH 32                /* msgpack-c's own nesting limit */
-#define EVENT_BYTES 56              /* t, k, target, kind, pad, data[4] */
+#define EVENT_HEAD 23               /* t, k, target, kind, payload mask; then the payload words set in the mask */
 #define REDEEM_BYTES 24             /* ready, tok, holder, amount */
 
 /* ---- little-endian helpers ----------------------------------------------------- */
@@ -652,6 +654,14 @@ static int mp_check(const unsigned char *data, size_t len, size_t *off)
 
 /* ---- the snapshot in memory --------------------------------------------------------- */
 
+struct snap_event {
+    sp_time t;
+    uint64_t k;
+    uint32_t target;
+    uint16_t kind;
+    uint64_t data[4];
+};
+
 struct sp_snapshot {
     char *name;                      /* for messages */
     unsigned char *data;             /* malloc'd, or mapped when `mapped` */
@@ -662,6 +672,9 @@ struct sp_snapshot {
     uint32_t version;
     char *spiral_version, *scenario, *scenario_path;
     uint64_t seed, n_ents, n_tokens;
+    size_t n_runs;                   /* entity names: runs of (prefix, count) */
+    char **run_name;                 /* count 0: a literal name; else prefix0 .. prefix{count-1} */
+    uint64_t *run_count;
     size_t n_types;
     char **type_kind, **type_name;   /* the module types, [kind, type] */
     sp_time now, horizon;
@@ -669,7 +682,9 @@ struct sp_snapshot {
     uint64_t n_events, n_trades, value_epoch;
     uint32_t pool, seq;
     size_t n_free, n_heap, n_redeem, bal_rows, n_summary;
-    const unsigned char *gen, *free, *events, *rng, *bal, *supply, *redeem;
+    const unsigned char *gen, *free, *rng, *supply, *redeem;
+    struct snap_event *events;       /* decoded, heap order */
+    double *bal;                     /* decoded, bal_rows x n_tokens */
     char **token_names;
     uint64_t *tok_cache;             /* 4 per token: value_epoch, rate_epoch, value, rate bits */
     char **sum_names;
@@ -684,6 +699,11 @@ void sp_snapshot_destroy(struct sp_snapshot *s)
     for (size_t i = 0; s->sum_names && i < s->n_summary; i++) free(s->sum_names[i]);
     for (size_t i = 0; s->type_kind && i < s->n_types; i++) free(s->type_kind[i]);
     for (size_t i = 0; s->type_name && i < s->n_types; i++) free(s->type_name[i]);
+    for (size_t i = 0; s->run_name && i < s->n_runs; i++) free(s->run_name[i]);
+    free(s->run_name);
+    free(s->run_count);
+    free(s->events);
+    free(s->bal);
     free(s->type_kind);
     free(s->type_name);
     free(s->token_names);
@@ -750,7 +770,7 @@ static int parse_header(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
     struct sp_snapshot_reader r;
     r_init(&r, &o, s->name, "header", NULL);
     size_t n;
-    if (!sp_snap_get_map(&r, &n) && n != 9) sp_snap_fail(&r, "expected 9 keys, found %zu", n);
+    if (!sp_snap_get_map(&r, &n) && n != 10) sp_snap_fail(&r, "expected 10 keys, found %zu", n);
     if (!get_key(&r, "spiral")) get_strdup(&r, &s->spiral_version);
     if (!get_key(&r, "scenario_path")) get_strdup(&r, &s->scenario_path);
     if (!get_key(&r, "scenario")) get_strdup(&r, &s->scenario);
@@ -770,6 +790,33 @@ static int parse_header(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
             sp_snap_get_end(&r);
         }
         sp_snap_get_end(&r);
+    }
+    /* entity names: "name" or [prefix, count] for prefix0 .. prefix{count-1} */
+    if (!get_key(&r, "names") && !sp_snap_get_array(&r, &s->n_runs)) {
+        s->run_name = calloc(s->n_runs + 1, sizeof *s->run_name);
+        s->run_count = calloc(s->n_runs + 1, sizeof *s->run_count);
+        if (!s->run_name || !s->run_count) sp_snap_fail(&r, "out of memory");
+        uint64_t total = 0;
+        for (size_t i = 0; !r.err && i < s->n_runs; i++) {
+            const msgpack_object *run = r_peek(&r);
+            if (run && run->type == MSGPACK_OBJECT_ARRAY) {
+                sp_snap_get_array_n(&r, 2);
+                get_strdup(&r, &s->run_name[i]);
+                sp_snap_get_u64(&r, &s->run_count[i]);
+                sp_snap_get_end(&r);
+                if (!r.err && (s->run_count[i] < 2 || s->run_count[i] > s->n_ents))
+                    sp_snap_fail(&r, "names: a run of %llu names",
+                                 (unsigned long long)s->run_count[i]);
+            } else {
+                get_strdup(&r, &s->run_name[i]);
+            }
+            total += s->run_count[i] ? s->run_count[i] : 1;
+            if (!r.err && total > s->n_ents) sp_snap_fail(&r, "names: more names than entities");
+        }
+        sp_snap_get_end(&r);
+        if (!r.err && total != s->n_ents)
+            sp_snap_fail(&r, "names: %llu names for %llu entities", (unsigned long long)total,
+                         (unsigned long long)s->n_ents);
     }
     sp_snap_get_end(&r);
     if (!r.err && s->now < 0) sp_snap_fail(&r, "negative time");
@@ -802,12 +849,12 @@ static int check_queue(struct sp_snapshot *s, struct sp_snapshot_reader *r)
     sp_time prev_t = 0;
     uint64_t prev_k = 0;
     for (size_t i = 0; i < s->n_heap && !r->err; i++) {
-        const unsigned char *e = s->events + EVENT_BYTES * i;
-        sp_time t = (sp_time)le64_get(e);
-        uint64_t k = le64_get(e + 8);
+        const struct snap_event *e = &s->events[i];
+        sp_time t = e->t;
+        uint64_t k = e->k;
         uint32_t x = INDEX(K_INDEX(k));
         uint32_t seq = (uint32_t)(k >> 32) & (SEQ_LIMIT - 1);
-        uint32_t target = le32_get(e + 16);
+        uint32_t target = e->target;
         if (x >= s->pool || seen[x / 8] & (1u << (x % 8)))
             { sp_snap_fail(r, "queue: event %zu has index %u, out of range or repeated", i, x); break; }
         seen[x / 8] |= (unsigned char)(1u << (x % 8));
@@ -819,9 +866,9 @@ static int check_queue(struct sp_snapshot *s, struct sp_snapshot_reader *r)
         else if (t < 0)
             sp_snap_fail(r, "queue: event %zu at a negative time", i);
         else if (i > 0) {
-            const unsigned char *pe = s->events + EVENT_BYTES * ((i - 1) / 2);
-            prev_t = (sp_time)le64_get(pe);
-            prev_k = le64_get(pe + 8);
+            const struct snap_event *pe = &s->events[(i - 1) / 2];
+            prev_t = pe->t;
+            prev_k = pe->k;
             if (t < prev_t || (t == prev_t && k < prev_k))
                 sp_snap_fail(r, "queue: the heap is out of order at %zu", i);
         }
@@ -829,6 +876,60 @@ static int check_queue(struct sp_snapshot *s, struct sp_snapshot_reader *r)
     }
     free(seen);
     return r->err;
+}
+
+/* The pending events: EVENT_HEAD bytes each (t i64, key u64, target u32,
+ * kind u16, mask u8) then one u64 per payload word whose mask bit is set. */
+static int decode_events(struct sp_snapshot *s, struct sp_snapshot_reader *r,
+                         const unsigned char *p, size_t len)
+{
+    size_t n = 0;
+    for (size_t at = 0; at < len; n++) {              /* count, checking sizes */
+        if (len - at < EVENT_HEAD || p[at + 22] > 15)
+            return sp_snap_fail(r, "queue: event %zu is truncated or has a bad payload mask", n);
+        unsigned m = p[at + 22];
+        size_t size = EVENT_HEAD + 8 * (size_t)((m & 1) + (m >> 1 & 1) + (m >> 2 & 1) + (m >> 3));
+        if (len - at < size) return sp_snap_fail(r, "queue: event %zu is truncated", n);
+        at += size;
+    }
+    s->events = calloc(n + 1, sizeof *s->events);
+    if (!s->events) return sp_snap_fail(r, "out of memory");
+    s->n_heap = n;
+    for (size_t i = 0, at = 0; i < n; i++) {
+        struct snap_event *e = &s->events[i];
+        e->t = (sp_time)le64_get(p + at);
+        e->k = le64_get(p + at + 8);
+        e->target = le32_get(p + at + 16);
+        e->kind = (uint16_t)(p[at + 20] | p[at + 21] << 8);
+        unsigned m = p[at + 22];
+        at += EVENT_HEAD;
+        for (int j = 0; j < 4; j++)
+            if (m >> j & 1) { e->data[j] = le64_get(p + at); at += 8; }
+    }
+    return SP_OK;
+}
+
+/* The balances: a bitmap per holder row (bit t: token t's balance is not
+ * +0.0) and the f64 values of the set bits, row-major. */
+static int decode_balances(struct sp_snapshot *s, struct sp_snapshot_reader *r,
+                           const unsigned char *nz, const unsigned char *val, size_t n_val)
+{
+    size_t nt = s->n_tokens, mb = (nt + 7) / 8, cells = s->bal_rows * nt;
+    s->bal = calloc(cells + 1, sizeof *s->bal);
+    if (!s->bal) return sp_snap_fail(r, "out of memory");
+    size_t v = 0;
+    for (size_t row = 0; row < s->bal_rows; row++) {
+        const unsigned char *m = nz + mb * row;
+        for (size_t t = 0; t < nt; t++) {
+            if (!(m[t / 8] >> (t % 8) & 1)) continue;
+            if (v == n_val) return sp_snap_fail(r, "ledger: fewer values than the bitmap says");
+            s->bal[row * nt + t] = f64_of(le64_get(val + 8 * v++));
+        }
+        if (nt % 8 && m[mb - 1] >> (nt % 8))
+            return sp_snap_fail(r, "ledger: bits set for tokens that do not exist");
+    }
+    if (v != n_val) return sp_snap_fail(r, "ledger: more values than the bitmap says");
+    return SP_OK;
 }
 
 static int parse_engine(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
@@ -854,7 +955,10 @@ static int parse_engine(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
     s->seq = (uint32_t)u;
     get_bin(&r, "gen", 2, s->pool, &s->gen, &got);
     get_bin(&r, "free", 4, SIZE_MAX, &s->free, &s->n_free);
-    get_bin(&r, "events", EVENT_BYTES, SIZE_MAX, &s->events, &s->n_heap);
+    const unsigned char *ev = NULL;
+    size_t ev_len = 0;
+    get_bin(&r, "events", 1, SIZE_MAX, &ev, &ev_len);
+    if (!r.err) decode_events(s, &r, ev, ev_len);
     sp_snap_get_end(&r);
     if (!r.err) check_queue(s, &r);
     /* random streams */
@@ -884,15 +988,20 @@ static int parse_engine(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
     }
     if (!r.err) sp_snap_get_end(&r);
     /* ledger */
-    if (!get_key(&r, "ledger") && !sp_snap_get_map(&r, &n) && n != 3)
-        sp_snap_fail(&r, "ledger: expected 3 keys, found %zu", n);
+    if (!get_key(&r, "ledger") && !sp_snap_get_map(&r, &n) && n != 4)
+        sp_snap_fail(&r, "ledger: expected 4 keys, found %zu", n);
     if (!get_kv_u64(&r, "rows", &u) && u > s->n_ents)
         sp_snap_fail(&r, "ledger: %llu rows for %llu entities", (unsigned long long)u,
                      (unsigned long long)s->n_ents);
     s->bal_rows = (size_t)u;
     if (!r.err && s->n_tokens && s->bal_rows > s->len / 8 / s->n_tokens)
         sp_snap_fail(&r, "ledger: too many rows for the file");
-    get_bin(&r, "bal", 8, r.err ? 0 : s->bal_rows * s->n_tokens, &s->bal, &got);
+    size_t mask_bytes = (s->n_tokens + 7) / 8;
+    const unsigned char *nz = NULL, *val = NULL;
+    size_t n_val = 0;
+    get_bin(&r, "nz", 1, r.err ? 0 : s->bal_rows * mask_bytes, &nz, &got);
+    get_bin(&r, "val", 8, SIZE_MAX, &val, &n_val);
+    if (!r.err) decode_balances(s, &r, nz, val, n_val);
     get_bin(&r, "supply", 8, s->n_tokens, &s->supply, &got);
     sp_snap_get_end(&r);
     /* LST redemption queue */
@@ -922,7 +1031,7 @@ static int parse_engine(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
     return reader_done(s, &r, d);
 }
 
-/* One entity record: [name, type index, payload]. */
+/* One entity record: [type index, payload]. */
 static int open_record(struct sp_snapshot *s, size_t *off, size_t id, msgpack_object *o,
                        struct sp_diag *d)
 {
@@ -930,21 +1039,58 @@ static int open_record(struct sp_snapshot *s, size_t *off, size_t id, msgpack_ob
     snprintf(what, sizeof what, "record of entity %zu", id);
     int rc = next_value(s, off, o, what, d);
     if (rc) return rc;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3 ||
-        o->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-        o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        o->via.array.ptr[1].via.u64 >= s->n_types) {
-        sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: the %s is not [name, type index, "
-                         "payload] with one of the %zu types", what, s->n_types);
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+        o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        o->via.array.ptr[0].via.u64 >= s->n_types) {
+        sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: the %s is not [type index, payload] "
+                         "with one of the %zu types", what, s->n_types);
         return EFORMAT;
     }
     return SP_OK;
 }
 
-static bool obj_str_eq(const msgpack_object *o, const char *s)
+/* The same check while loading, without unpacking: bounds (mp_check), the
+ * array header and the type index. */
+static int check_record(struct sp_snapshot *s, size_t *off, size_t id, struct sp_diag *d)
 {
-    size_t n = s ? strlen(s) : 0;
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && !memcmp(o->via.str.ptr, s, n);
+    size_t start = *off;
+    if (mp_check(s->data, s->body_end, off)) {
+        sp_diag_error_at(d, s->name, 0, 0, "corrupt snapshot: the record of entity %zu at byte "
+                         "%zu is malformed or runs past the end of the body", id, start);
+        return EFORMAT;
+    }
+    const unsigned char *p = s->data + start;
+    uint64_t k = UINT64_MAX;
+    /* mp_check passed, so an array of 2 has its two values in the file. */
+    if (p[0] == 0x92) {                       /* fixarray of 2, then an unsigned int (big-endian) */
+        if (p[1] <= 0x7f) k = p[1];
+        else if (p[1] == 0xcc) k = p[2];
+        else if (p[1] == 0xcd) k = (uint64_t)p[2] << 8 | p[3];
+        else if (p[1] == 0xce)
+            k = (uint64_t)p[2] << 24 | (uint64_t)p[3] << 16 | (uint64_t)p[4] << 8 | p[5];
+    }
+    if (k >= s->n_types) {
+        sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: the record of entity %zu is not [type "
+                         "index, payload] with one of the %zu types", id, s->n_types);
+        return EFORMAT;
+    }
+    return SP_OK;
+}
+
+/* The name of entity i in the file, into buf. */
+static const char *snap_entity_name(const struct sp_snapshot *s, size_t i, char *buf, size_t size)
+{
+    for (size_t r = 0; r < s->n_runs; r++) {
+        uint64_t c = s->run_count[r] ? s->run_count[r] : 1;
+        if (i < c) {
+            if (s->run_count[r]) snprintf(buf, size, "%s%zu", s->run_name[r], i);
+            else snprintf(buf, size, "%s", s->run_name[r]);
+            return buf;
+        }
+        i -= (size_t)c;
+    }
+    snprintf(buf, size, "?");
+    return buf;
 }
 
 static int parse(struct sp_snapshot *s, struct sp_diag *d)
@@ -991,10 +1137,8 @@ static int parse(struct sp_snapshot *s, struct sp_diag *d)
     if (!rc) rc = parse_engine(s, &off, d);
     if (rc) return rc;
     s->ents_off = off;
-    for (size_t i = 0; i < s->n_ents; i++) {
-        msgpack_object o;
-        if ((rc = open_record(s, &off, i, &o, d))) return rc;
-    }
+    for (size_t i = 0; i < s->n_ents; i++)
+        if ((rc = check_record(s, &off, i, d))) return rc;
     if (off != s->body_end) {
         sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: %zu bytes after the last entity record",
                          s->body_end - off);
@@ -1130,7 +1274,13 @@ static void write_queue(struct sp_snapshot_writer *w, const struct sp_queue *q)
         }
         w_body(w, buf, 4 * k);
     }
-    put_bin_head(w, "events", EVENT_BYTES * q->n);
+    size_t bytes = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const struct sp_event *ev = sp_queue_event_at(q, K_INDEX(q->heap[i].k));
+        bytes += EVENT_HEAD;
+        for (int j = 0; j < 4; j++) bytes += ev->data.u[j] ? 8 : 0;
+    }
+    put_bin_head(w, "events", bytes);
     for (size_t i = 0; i < q->n; i++) {
         unsigned char *e = buf;
         const struct sp_event *ev = sp_queue_event_at(q, K_INDEX(q->heap[i].k));
@@ -1139,10 +1289,42 @@ static void write_queue(struct sp_snapshot_writer *w, const struct sp_queue *q)
         le32_put(e + 16, ev->target);
         e[20] = (unsigned char)ev->kind;
         e[21] = (unsigned char)(ev->kind >> 8);
-        e[22] = e[23] = 0;
-        for (int j = 0; j < 4; j++) le64_put(e + 24 + 8 * j, ev->data.u[j]);
-        w_body(w, e, EVENT_BYTES);
+        unsigned m = 0;
+        size_t at = EVENT_HEAD;
+        for (int j = 0; j < 4; j++)
+            if (ev->data.u[j]) { m |= 1u << j; le64_put(e + at, ev->data.u[j]); at += 8; }
+        e[22] = (unsigned char)m;
+        w_body(w, e, at);
     }
+}
+
+/* Sparse balances: "nz", a bitmap per row (bit t set: the balance of token
+ * t is not +0.0 — a -0.0 is kept), then "val", the set values in order. */
+static void write_balances(struct sp_snapshot_writer *w, const double *bal, size_t rows, size_t nt)
+{
+    size_t mb = (nt + 7) / 8, n_val = 0;
+    unsigned char buf[4096];
+    for (size_t i = 0; i < rows * nt; i++) n_val += u64_of(bal[i]) != 0;
+    put_bin_head(w, "nz", rows * mb);
+    for (size_t row = 0; row < rows;) {
+        size_t k = 0;
+        for (; row < rows && k + mb <= sizeof buf; row++, k += mb) {
+            memset(buf + k, 0, mb);
+            for (size_t t = 0; t < nt; t++)
+                if (u64_of(bal[row * nt + t])) buf[k + t / 8] |= (unsigned char)(1u << (t % 8));
+        }
+        w_body(w, buf, k);
+    }
+    put_bin_head(w, "val", 8 * n_val);
+    size_t k = 0;
+    for (size_t i = 0; i < rows * nt; i++) {
+        uint64_t u = u64_of(bal[i]);
+        if (!u) continue;
+        le64_put(buf + k, u);
+        k += 8;
+        if (k == sizeof buf) { w_body(w, buf, k); k = 0; }
+    }
+    w_body(w, buf, k);
 }
 
 static void write_engine(struct sp_snapshot_writer *w, struct sp_sim *sim)
@@ -1171,11 +1353,10 @@ static void write_engine(struct sp_snapshot_writer *w, struct sp_sim *sim)
         sp_snap_put_f64(w, t->rate);
     }
     put_key(w, "ledger");
-    msgpack_pack_map(&w->pk, 3);
+    msgpack_pack_map(&w->pk, 4);
     size_t rows = sim->bal_rows < sim->n_ents ? sim->bal_rows : sim->n_ents;
     put_kv_u64(w, "rows", rows);
-    put_key(w, "bal");
-    put_words(w, sim->bal, rows * sim->n_tokens);
+    write_balances(w, sim->bal, rows, sim->n_tokens);
     put_key(w, "supply");
     put_words(w, sim->supply, sim->n_tokens);
     put_bin_head(w, "redeem", REDEEM_BYTES * (sim->n_redeem - sim->redeem_head));
@@ -1223,11 +1404,55 @@ static int check_writable(struct sp_sim *sim, struct sp_diag *d)
     return SP_OK;
 }
 
+/* Length of the run of names P0, P1, ... starting at entity i (0 if the
+ * name is not P0 with P ending in a non-digit), its prefix length in *pl. */
+static size_t name_run(const struct sp_sim *sim, size_t i, size_t *pl)
+{
+    const char *a = sim->ents[i].name;
+    size_t n = strlen(a);
+    if (n < 2 || a[n - 1] != '0' || (a[n - 2] >= '0' && a[n - 2] <= '9')) return 0;
+    *pl = n - 1;
+    size_t c = 1;
+    char want[32];
+    while (i + c < sim->n_ents) {
+        const char *b = sim->ents[i + c].name;
+        int k = snprintf(want, sizeof want, "%zu", c);
+        if (strncmp(b, a, *pl) || strcmp(b + *pl, want) || k <= 0) break;
+        c++;
+    }
+    return c;
+}
+
+/* Entity names, run-length: a population owner_0 .. owner_999999 is one
+ * ["owner_", 1000000]; other names are strings. */
+static void write_names(struct sp_snapshot_writer *w, struct sp_sim *sim)
+{
+    size_t runs = 0, pl;
+    for (size_t i = 0; i < sim->n_ents; runs++) {
+        size_t c = name_run(sim, i, &pl);
+        i += c > 1 ? c : 1;
+    }
+    put_key(w, "names");
+    if (!w->err) msgpack_pack_array(&w->pk, runs);
+    for (size_t i = 0; i < sim->n_ents && !w->err;) {
+        size_t c = name_run(sim, i, &pl);
+        if (c > 1) {
+            msgpack_pack_array(&w->pk, 2);
+            w_rc(w, msgpack_pack_str_with_body(&w->pk, sim->ents[i].name, pl));
+            sp_snap_put_u64(w, c);
+            i += c;
+        } else {
+            put_key(w, sim->ents[i].name);
+            i++;
+        }
+    }
+}
+
 /* The body (header map, engine map, entity records) through w->pk. */
 static int encode_body(struct sp_snapshot_writer *w, struct sp_sim *sim, const char *yaml,
                        const char *scenario_path, struct sp_diag *d)
 {
-    msgpack_pack_map(&w->pk, 9);
+    msgpack_pack_map(&w->pk, 10);
     put_key(w, "spiral");
     put_key(w, SPIRAL_VERSION);
     put_key(w, "scenario_path");
@@ -1261,12 +1486,12 @@ static int encode_body(struct sp_snapshot_writer *w, struct sp_sim *sim, const c
         put_key(w, types[k]->type ? types[k]->type : "");
     }
     free(types);
+    write_names(w, sim);
     write_engine(w, sim);
     /* one record per entity */
     for (size_t i = 0; i < sim->n_ents && !w->err; i++) {
         const struct sp_entity *e = &sim->ents[i];
-        msgpack_pack_array(&w->pk, 3);
-        put_key(w, e->name);
+        msgpack_pack_array(&w->pk, 2);
         msgpack_pack_uint32(&w->pk, type_of[i]);
         w->counting = true;
         w->depth = 1;
@@ -1317,7 +1542,7 @@ int sp_snapshot_encode(struct sp_sim *sim, const struct sp_scenario *sc, void **
     /* Size the buffer once for the engine's part plus ~96 bytes of payload
      * per entity: growing a 100 MB buffer by doubling copies it twice. */
     size_t est = 4096 + (yaml ? strlen(yaml) : 0) + sim->queue->n_blocks * SP_QBLOCK * 6 +
-                 sim->queue->n * EVENT_BYTES + sim->n_ents * (32 + 8 * sim->n_tokens + 96);
+                 sim->queue->n * (EVENT_HEAD + 32) + sim->n_ents * (32 + 8 * sim->n_tokens + 96);
     w->buf.data = malloc(est);
     if (w->buf.data) w->buf.alloc = est;
     msgpack_packer_init(&w->pk, &w->buf, msgpack_sbuffer_write);
@@ -1357,6 +1582,11 @@ static int temp_open(const char *path, char **tmp, struct sp_diag *d)
     memcpy(*tmp, path, pl);
     memcpy(*tmp + pl, ".tmp.XXXXXX", 12);
     int fd = mkstemp(*tmp);
+    if (fd >= 0) {                /* mkstemp makes it 0600: give it the usual umask mode */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
     if (fd < 0) {
         sp_diag_error_at(d, path, 0, 0, "cannot create a temporary file beside it: %s",
                          strerror(errno));
@@ -1529,14 +1759,14 @@ static int restore_queue(const struct sp_snapshot *s, struct sp_queue *q)
         q->free_head = x;
     }
     for (size_t i = 0; i < s->n_heap; i++) {
-        const unsigned char *e = s->events + EVENT_BYTES * i;
-        struct entry en = { (sp_time)le64_get(e), le64_get(e + 8) };
+        const struct snap_event *e = &s->events[i];
+        struct entry en = { e->t, e->k };
         struct sp_event *ev = sp_queue_event_at(q, K_INDEX(en.k));
         ev->t = en.t;
         ev->key = en.k & ~(uint64_t)TRACKED;
-        ev->target = le32_get(e + 16);
-        ev->kind = (uint16_t)(e[20] | e[21] << 8);
-        for (int j = 0; j < 4; j++) ev->data.u[j] = le64_get(e + 24 + 8 * j);
+        ev->target = e->target;
+        ev->kind = e->kind;
+        for (int j = 0; j < 4; j++) ev->data.u[j] = e->data[j];
         q->heap[i] = en;
         if (en.k & TRACKED) q->slot[ev->index] = (uint32_t)i;
     }
@@ -1579,7 +1809,7 @@ static int restore_engine(const struct sp_snapshot *s, struct sp_sim *sim, struc
         sp_diag_error_at(d, s->name, 0, 0, "cannot rebuild the event queue: %s", sp_strerror(rc));
         return rc;
     }
-    for (size_t i = 0; i < s->bal_rows * nt; i++) bal[i] = f64_of(le64_get(s->bal + 8 * i));
+    if (s->bal_rows && nt) memcpy(bal, s->bal, s->bal_rows * nt * sizeof *bal);
     free(sim->bal);
     sim->bal = bal;
     sim->bal_rows = s->bal_rows;
@@ -1610,6 +1840,27 @@ static int restore_engine(const struct sp_snapshot *s, struct sp_sim *sim, struc
     sim->n_trades = s->n_trades;
     sim->value_epoch = s->value_epoch;
     return SP_OK;
+}
+
+/* Walking the name runs alongside the entities. */
+struct name_cursor { size_t run; uint64_t j; };
+
+static bool name_matches(const struct sp_snapshot *s, struct name_cursor *c, const char *name)
+{
+    if (c->run >= s->n_runs) return false;
+    const char *p = s->run_name[c->run];
+    bool ok;
+    if (!s->run_count[c->run]) {
+        ok = !strcmp(p, name);
+        c->run++;
+        return ok;
+    }
+    size_t pl = strlen(p);
+    char num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)c->j);
+    ok = !strncmp(name, p, pl) && !strcmp(name + pl, num);
+    if (++c->j == s->run_count[c->run]) { c->run++; c->j = 0; }
+    return ok;
 }
 
 int sp_snapshot_restore(const struct sp_snapshot *cs, struct sp_sim *sim, struct sp_diag *d)
@@ -1646,24 +1897,25 @@ int sp_snapshot_restore(const struct sp_snapshot *cs, struct sp_sim *sim, struct
     int rc = restore_engine(s, sim, d);
     if (rc) return rc;
     size_t off = s->ents_off;
+    struct name_cursor cur = { 0, 0 };
     for (size_t i = 0; i < s->n_ents; i++) {
         msgpack_object o;
         if ((rc = open_record(s, &off, i, &o, d))) return rc;
         struct sp_entity *e = &sim->ents[i];
-        size_t k = (size_t)o.via.array.ptr[1].via.u64;
-        if (!obj_str_eq(&o.via.array.ptr[0], e->name) ||
+        size_t k = (size_t)o.via.array.ptr[0].via.u64;
+        if (!name_matches(s, &cur, e->name) ||
             strcmp(s->type_kind[k], e->ops->kind ? e->ops->kind : "") ||
             strcmp(s->type_name[k], e->ops->type ? e->ops->type : "")) {
-            const msgpack_object_str *n = &o.via.array.ptr[0].via.str;
-            sp_diag_error_at(d, s->name, 0, 0, "entity %zu is '%.*s' (%s %s) in the snapshot, '%s' "
-                             "(%s %s) in the world", i, (int)(n->size < 200 ? n->size : 200), n->ptr,
+            char nm[256];
+            sp_diag_error_at(d, s->name, 0, 0, "entity %zu is '%s' (%s %s) in the snapshot, '%s' "
+                             "(%s %s) in the world", i, snap_entity_name(s, i, nm, sizeof nm),
                              s->type_kind[k], s->type_name[k], e->name, e->ops->kind, e->ops->type);
             return EFORMAT;
         }
         char where[300];
         snprintf(where, sizeof where, "entity '%s' (%s %s)", e->name, e->ops->kind, e->ops->type);
         struct sp_snapshot_reader r;
-        r_init(&r, &o.via.array.ptr[2], s->name, where, sim);
+        r_init(&r, &o.via.array.ptr[1], s->name, where, sim);
         int mrc = e->ops->restore(e->state, &r);
         if (!r.err && mrc) sp_snap_fail(&r, "its restore op failed: %s", sp_strerror(mrc));
         if ((rc = reader_done(s, &r, d))) return rc;
@@ -1708,19 +1960,22 @@ int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, c
     if (a->pool != b->pool || a->seq != b->seq || a->n_free != b->n_free || a->n_heap != b->n_heap)
         DIFF("event queue differs: pool %u/%u, seq %u/%u, free %zu/%zu, pending %zu/%zu",
              a->pool, b->pool, a->seq, b->seq, a->n_free, b->n_free, a->n_heap, b->n_heap);
-    if ((k = diff_bytes(a->events, b->events, a->n_heap, 56)) >= 0) {
-        const unsigned char *ea = a->events + 56 * (size_t)k, *eb = b->events + 56 * (size_t)k;
-        DIFF("event queue differs at heap slot %d: t %lld vs %lld, target %u vs %u, kind %u vs %u",
-             k, (long long)le64_get(ea), (long long)le64_get(eb), le32_get(ea + 16),
-             le32_get(eb + 16), (unsigned)(ea[20] | ea[21] << 8), (unsigned)(eb[20] | eb[21] << 8));
+    for (size_t i = 0; i < a->n_heap; i++) {
+        const struct snap_event *ea = &a->events[i], *eb = &b->events[i];
+        if (ea->t != eb->t || ea->k != eb->k || ea->target != eb->target || ea->kind != eb->kind ||
+            memcmp(ea->data, eb->data, sizeof ea->data))
+            DIFF("event queue differs at heap slot %zu: t %lld vs %lld, target %u vs %u, kind %u "
+                 "vs %u", i, (long long)ea->t, (long long)eb->t, ea->target, eb->target,
+                 ea->kind, eb->kind);
     }
     if ((k = diff_bytes(a->gen, b->gen, a->pool, 2)) >= 0) DIFF("event generation %d differs", k);
     if ((k = diff_bytes(a->free, b->free, a->n_free, 4)) >= 0) DIFF("event free list differs at %d", k);
     if (a->bal_rows != b->bal_rows) DIFF("ledger rows differ");
-    if ((k = diff_bytes(a->bal, b->bal, a->bal_rows * a->n_tokens, 8)) >= 0)
+    if ((k = diff_bytes((const unsigned char *)a->bal, (const unsigned char *)b->bal,
+                        a->bal_rows * a->n_tokens, 8)) >= 0)
         DIFF("ledger balance of holder %llu, token %s differs: %.17g vs %.17g",
              (unsigned long long)((size_t)k / a->n_tokens), a->token_names[(size_t)k % a->n_tokens],
-             f64_of(le64_get(a->bal + 8 * (size_t)k)), f64_of(le64_get(b->bal + 8 * (size_t)k)));
+             a->bal[k], b->bal[k]);
     if ((k = diff_bytes(a->supply, b->supply, a->n_tokens, 8)) >= 0)
         DIFF("supply of token %s differs", a->token_names[k]);
     if (memcmp(a->tok_cache, b->tok_cache, 32 * a->n_tokens)) DIFF("token value cache differs");
@@ -1738,12 +1993,9 @@ int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, c
         if (oa - sa != ob - sb || memcmp(a->data + sa, b->data + sb, oa - sa)) {
             size_t n = oa - sa < ob - sb ? oa - sa : ob - sb, at = 0;
             while (at < n && a->data[sa + at] == b->data[sb + at]) at++;
-            /* The record starts [name, type, payload]: name is a str. */
-            const unsigned char *p = a->data + sa + 1;
-            size_t nl = (*p & 0xe0) == 0xa0 ? (size_t)(*p & 0x1f) : (*p == 0xd9 ? p[1] : 0);
-            const char *nm = (const char *)p + ((*p & 0xe0) == 0xa0 ? 1 : 2);
-            DIFF("entity %zu (%.*s) payload differs at byte %zu (records of %zu and %zu bytes)",
-                 i, (int)nl, nm, at, oa - sa, ob - sb);
+            char nm[256];
+            DIFF("entity %zu (%s) payload differs at byte %zu (records of %zu and %zu bytes)",
+                 i, snap_entity_name(a, i, nm, sizeof nm), at, oa - sa, ob - sb);
         }
     }
     return 0;

@@ -13,7 +13,7 @@
  *   cmake --build build-fuzz --target spiral-fuzz-snapshot
  *   mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/
  *   build-fuzz/spiral-fuzz-snapshot -max_total_time=60 -max_len=65536 build-fuzz/corpus
- * (fuzz/corpus/world.snap is a seed: the snapshot test's world at 50 min.)
+ * (fuzz/corpus/world.snap is a seed: experiments/quickstart.yaml at 12h.)
  */
 #include <stddef.h>
 #include <stdint.h>
