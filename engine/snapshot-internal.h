@@ -36,4 +36,8 @@ struct sp_snapshot;
 int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, char *msg,
                      size_t size);
 
+/* Where the payload of entity `name` starts in the file's bytes (the
+ * record is [type, payload]), or -1: for tests that damage one payload. */
+long sp_snapshot_payload_offset(const struct sp_snapshot *s, const char *name);
+
 #endif

@@ -2001,3 +2001,18 @@ int sp_snapshot_diff(const struct sp_snapshot *a, const struct sp_snapshot *b, c
     return 0;
 #undef DIFF
 }
+
+long sp_snapshot_payload_offset(const struct sp_snapshot *s, const char *name)
+{
+    size_t off = s->ents_off;
+    char nm[512];
+    for (size_t i = 0; i < s->n_ents; i++) {
+        size_t start = off;
+        if (mp_check(s->data, s->body_end, &off)) return -1;
+        if (strcmp(snap_entity_name(s, i, nm, sizeof nm), name)) continue;
+        const unsigned char *p = s->data + start + 1;          /* past the fixarray */
+        size_t k = *p <= 0x7f ? 1 : *p == 0xcc ? 2 : *p == 0xcd ? 3 : 5;
+        return (long)(start + 1 + k);
+    }
+    return -1;
+}
