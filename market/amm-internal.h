@@ -31,6 +31,8 @@
 #include "stableswap.h"
 
 struct sp_rec_table;
+struct sp_snapshot_writer;
+struct sp_snapshot_reader;
 
 /* The bound scenario item (both types; `amp` is stableswap only). */
 struct amm_cfg {
@@ -63,6 +65,9 @@ struct amm_mech {
     int (*remove)(struct amm *a, double shares, double out[2]);
     /* The arbitrage swap against P (quote per base): coin in and amount. */
     int (*arb)(const struct amm *a, double P, int *in, double *amount_in);
+    /* Set reserves and LP supply (a snapshot's, already checked finite and
+     * > 0); the parameters (fee, amp) stay the config's. */
+    void (*load)(struct amm *a, const double r[2], double lp_supply);
 };
 
 struct amm {
@@ -102,6 +107,9 @@ int    sp_amm_venue_swap(void *self, struct sp_sim *sim, const struct sp_swap *r
                          struct sp_swap_result *res);
 double sp_amm_venue_cumulative(const void *self, sp_time now);
 struct sp_venue_tag *sp_amm_venue_tag(void *self);
+/* Checkpoints (docs/snapshot.md): both types share one payload. */
+int    sp_amm_venue_snapshot(const void *self, struct sp_snapshot_writer *w);
+int    sp_amm_venue_restore(void *self, struct sp_snapshot_reader *r);
 
 /* The two venue types.  engine/registry.c declares these names as
  * `struct sp_module_ops`; they are defined as the full `struct sp_market_ops`

@@ -29,6 +29,16 @@
  * The ledger and the pool do the same arithmetic on the same numbers, so
  * the venue's balances equal the reserves exactly; debug builds assert it
  * after every change.
+ *
+ * Snapshot (both types, one payload): what changes while running — the
+ * pool's reserves and LP supply (fee and amp stay the config's, so a branch
+ * may change them), the price and its cumulative, the /summary extrema and
+ * volume, the LP holders in array order (ids and shares: the lookup is a
+ * linear scan, so the order is the index), and the liquidation tag's
+ * (time, generation) pairs (its watchers are made again by their owners'
+ * init/start).  The sampling event is in the restored queue and the table
+ * is made again by start.  Restore checks the reserves against the
+ * venue's ledger balances, which the engine restored first.
  */
 #include <assert.h>
 #include <math.h>
@@ -40,6 +50,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "amm.h"
@@ -261,6 +272,141 @@ void sp_amm_venue_release(void *self)
     free(a->lp);
     a->lp = NULL;
     a->n_lp = a->cap_lp = 0;
+}
+
+/* ---- snapshot -------------------------------------------------------------- */
+
+enum { SNAP_F_R0, SNAP_F_R1, SNAP_F_LP, SNAP_F_PRICE, SNAP_F_CUM, SNAP_F_PEAK, SNAP_F_MDD,
+       SNAP_F_MIN, SNAP_F_VOLUME, SNAP_N_F };
+
+int sp_amm_venue_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct amm *a = self;
+    /* The LP holders go as two bins (ids, shares): split them first. */
+    uint64_t *ids = malloc((a->n_lp ? a->n_lp : 1) * sizeof *ids);
+    double *sh = malloc((a->n_lp ? a->n_lp : 1) * sizeof *sh);
+    if (!ids || !sh) { free(ids); free(sh); return SP_ENOMEM; }
+    for (size_t i = 0; i < a->n_lp; i++) {
+        ids[i] = (uint64_t)a->lp[i].holder;
+        sh[i] = a->lp[i].shares;
+    }
+    double r[2];
+    a->mech->reserves(a, r);
+    double f[SNAP_N_F] = {
+        [SNAP_F_R0] = r[0], [SNAP_F_R1] = r[1], [SNAP_F_LP] = a->mech->lp_supply(a),
+        [SNAP_F_PRICE] = a->price, [SNAP_F_CUM] = a->cum, [SNAP_F_PEAK] = a->peak,
+        [SNAP_F_MDD] = a->max_drawdown, [SNAP_F_MIN] = a->min_price, [SNAP_F_VOLUME] = a->volume,
+    };
+    int64_t gen[SP_VENUE_TAG_MAX];
+    for (int i = 0; i < a->tag.n; i++) gen[i] = a->tag.gen[i];
+    sp_snap_put_array(w, 5);
+    sp_snap_put_f64s(w, f, SNAP_N_F);
+    sp_snap_put_i64(w, a->cum_t);
+    sp_snap_put_array(w, 2);
+    sp_snap_put_u64s(w, ids, a->n_lp);
+    sp_snap_put_f64s(w, sh, a->n_lp);
+    free(ids);
+    free(sh);
+    /* The liquidation tag: times and generations. */
+    sp_snap_put_i64s(w, a->tag.t, (size_t)a->tag.n);
+    return sp_snap_put_i64s(w, gen, (size_t)a->tag.n);
+}
+
+static bool pos_finite(double x) { return x > 0.0 && x < INFINITY; }
+
+/* The LP holders: ids checked against the world, the venue first. */
+static int restore_holders(struct amm *a, struct sp_snapshot_reader *r)
+{
+    size_t n, n_sh;
+    sp_snap_get_array_n(r, 2);
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (n == 0) return sp_snap_fail(r, "no LP holders (the venue holds the initial shares)");
+    uint64_t *ids = malloc(n * sizeof *ids);
+    if (!ids) return sp_snap_fail(r, "out of memory");
+    if (sp_snap_get_u64s(r, ids, n) || sp_snap_peek_count(r, &n_sh)) goto out;
+    if (n_sh != n) { sp_snap_fail(r, "%zu LP holders but %zu share amounts", n, n_sh); goto out; }
+    if (n > a->cap_lp) {
+        struct amm_holder *p = realloc(a->lp, n * sizeof *p);
+        if (!p) { sp_snap_fail(r, "out of memory"); goto out; }
+        a->lp = p;
+        a->cap_lp = n;
+    }
+    double *sh = malloc(n * sizeof *sh);
+    if (!sh) { sp_snap_fail(r, "out of memory"); goto out; }
+    if (sp_snap_get_f64s(r, sh, n) == 0) {
+        size_t n_ents = sp_sim_entity_count(a->sim);
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] >= n_ents || (i == 0) != (ids[i] == (uint64_t)a->id) ||
+                !(sh[i] >= 0.0 && sh[i] < INFINITY)) {
+                sp_snap_fail(r, "LP holder %zu: entity %llu with %g shares", i,
+                             (unsigned long long)ids[i], sh[i]);
+                break;
+            }
+            a->lp[i].holder = (sp_id)ids[i];
+            a->lp[i].shares = sh[i];
+        }
+        if (!sp_snap_error(r)) a->n_lp = n;
+    }
+    free(sh);
+out:
+    free(ids);
+    return sp_snap_error(r) ? sp_snap_error(r) : sp_snap_get_end(r);
+}
+
+/* The liquidation tag's pairs (the watchers are left as init/start made them). */
+static int restore_tag(struct amm *a, struct sp_snapshot_reader *r)
+{
+    size_t n, n_gen;
+    int64_t t[SP_VENUE_TAG_MAX], gen[SP_VENUE_TAG_MAX];
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (n > SP_VENUE_TAG_MAX)
+        return sp_snap_fail(r, "%zu liquidation tag pairs (at most %d)", n, SP_VENUE_TAG_MAX);
+    sp_snap_get_i64s(r, t, n);
+    if (sp_snap_peek_count(r, &n_gen)) return sp_snap_error(r);
+    if (n_gen != n) return sp_snap_fail(r, "%zu tag times but %zu generations", n, n_gen);
+    if (sp_snap_get_i64s(r, gen, n)) return sp_snap_error(r);
+    for (size_t i = 0; i < n; i++) {
+        if (gen[i] < 0 || gen[i] > INT32_MAX || t[i] < 0 || t[i] > sp_sim_now(a->sim))
+            return sp_snap_fail(r, "liquidation tag pair %zu: time %lld, generation %lld", i,
+                                (long long)t[i], (long long)gen[i]);
+        a->tag.t[i] = t[i];
+        a->tag.gen[i] = (int)gen[i];
+    }
+    a->tag.n = (int)n;
+    return SP_OK;
+}
+
+int sp_amm_venue_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct amm *a = self;
+    double f[SNAP_N_F];
+    sp_time cum_t;
+    sp_snap_get_array_n(r, 5);
+    sp_snap_get_f64s(r, f, SNAP_N_F);
+    if (sp_snap_get_i64(r, &cum_t)) return sp_snap_error(r);
+    double res[2] = { f[SNAP_F_R0], f[SNAP_F_R1] };
+    if (!pos_finite(res[0]) || !pos_finite(res[1]) || !pos_finite(f[SNAP_F_LP]) ||
+        !pos_finite(f[SNAP_F_PRICE]))
+        return sp_snap_fail(r, "reserves %g/%g, LP supply %g, price %g: not positive and finite",
+                            res[0], res[1], f[SNAP_F_LP], f[SNAP_F_PRICE]);
+    for (int k = 0; k < 2; k++) {
+        double b = sp_balance(a->sim, a->id, a->tok[k]);
+        if (!(fabs(b - res[k]) <= 1e-12 * (res[k] > 1.0 ? res[k] : 1.0)))
+            return sp_snap_fail(r, "reserve %d is %.17g but the venue's ledger balance is %.17g",
+                                k, res[k], b);
+    }
+    if (cum_t < 0 || cum_t > sp_sim_now(a->sim))
+        return sp_snap_fail(r, "cumulative time %lld outside [0, now]", (long long)cum_t);
+    a->mech->load(a, res, f[SNAP_F_LP]);
+    a->price = f[SNAP_F_PRICE];
+    a->cum = f[SNAP_F_CUM];
+    a->cum_t = cum_t;
+    a->peak = f[SNAP_F_PEAK];
+    a->max_drawdown = f[SNAP_F_MDD];
+    a->min_price = f[SNAP_F_MIN];
+    a->volume = f[SNAP_F_VOLUME];
+    if (restore_holders(a, r) || restore_tag(a, r)) return sp_snap_error(r);
+    return sp_snap_get_end(r);
 }
 
 /* ---- market ops ------------------------------------------------------------ */

@@ -6,8 +6,8 @@
  * per base.  The venue entity holds both reserves in the ledger (minted at
  * init) and the initial LP shares sqrt(r0·r1).  This file is the schema and
  * the mechanics table; the venue machinery (ledger moves, trades, price
- * cumulative, LP holders, sampling, /summary) is market/amm.c, shared with
- * "stableswap" (invariants in amm-internal.h).
+ * cumulative, LP holders, sampling, /summary, snapshot) is market/amm.c,
+ * shared with "stableswap" (invariants in amm-internal.h).
  *
  * The registry declares `sp_market_cpmm_ops` as a `struct sp_module_ops`;
  * here it is defined as the full `struct sp_market_ops`, whose first member
@@ -66,10 +66,17 @@ static int cpmm_arb(const struct amm *a, double P, int *in, double *amount_in)
     return SP_OK;
 }
 
+static void cpmm_load(struct amm *a, const double r[2], double lp_supply)
+{
+    a->pool.cpmm.r0 = r[0];
+    a->pool.cpmm.r1 = r[1];
+    a->pool.cpmm.lp_supply = lp_supply;
+}
+
 static const struct amm_mech cpmm_mech = {
     .init = cpmm_init_pool, .price = cpmm_price, .swap = cpmm_swap,
     .reserves = cpmm_reserves, .lp_supply = cpmm_lp_supply, .add = cpmm_add,
-    .remove = cpmm_remove, .arb = cpmm_arb,
+    .remove = cpmm_remove, .arb = cpmm_arb, .load = cpmm_load,
 };
 
 /* ---- schema --------------------------------------------------------------- */
@@ -127,6 +134,7 @@ const struct sp_market_ops sp_market_cpmm_ops = {
         .init = cpmm_init, .start = sp_amm_venue_start, .on_event = sp_amm_venue_on_event,
         .finish = sp_amm_venue_finish, .price = sp_amm_venue_price,
         .release = sp_amm_venue_release,
+        .snapshot = sp_amm_venue_snapshot, .restore = sp_amm_venue_restore,
     },
     .pair = sp_amm_venue_pair, .price = sp_amm_venue_price, .quote = sp_amm_venue_quote,
     .swap = sp_amm_venue_swap, .cumulative = sp_amm_venue_cumulative,

@@ -8,9 +8,10 @@
  * holds both balances in the ledger (minted at init) and the initial LP
  * shares (D).  Deposits through sp_amm_add_liquidity are at the pool's
  * ratio, so the missing imbalance fee of stableswap.c never matters here.
- * This file is the schema and the mechanics table; the venue machinery is
- * market/amm.c (invariants in amm-internal.h).  `sp_market_stableswap_ops`
- * is defined as the full `struct sp_market_ops` table, as in amm_cpmm.c.
+ * This file is the schema and the mechanics table; the venue machinery
+ * (snapshot included) is market/amm.c (invariants in amm-internal.h).
+ * `sp_market_stableswap_ops` is defined as the full `struct sp_market_ops`
+ * table, as in amm_cpmm.c.
  */
 #include <stddef.h>
 #include "spiral/error.h"
@@ -61,10 +62,17 @@ static int ss_arb(const struct amm *a, double P, int *in, double *amount_in)
     return sp_stableswap_arb_size(&a->pool.ss, P, in, amount_in);
 }
 
+static void ss_load(struct amm *a, const double r[2], double lp_supply)
+{
+    a->pool.ss.bal[0] = r[0];
+    a->pool.ss.bal[1] = r[1];
+    a->pool.ss.lp_supply = lp_supply;
+}
+
 static const struct amm_mech ss_mech = {
     .init = ss_init_pool, .price = ss_price, .swap = ss_swap,
     .reserves = ss_reserves, .lp_supply = ss_lp_supply, .add = ss_add,
-    .remove = ss_remove, .arb = ss_arb,
+    .remove = ss_remove, .arb = ss_arb, .load = ss_load,
 };
 
 /* ---- schema --------------------------------------------------------------- */
@@ -125,6 +133,7 @@ const struct sp_market_ops sp_market_stableswap_ops = {
         .init = ss_init, .start = sp_amm_venue_start, .on_event = sp_amm_venue_on_event,
         .finish = sp_amm_venue_finish, .price = sp_amm_venue_price,
         .release = sp_amm_venue_release,
+        .snapshot = sp_amm_venue_snapshot, .restore = sp_amm_venue_restore,
     },
     .pair = sp_amm_venue_pair, .price = sp_amm_venue_price, .quote = sp_amm_venue_quote,
     .swap = sp_amm_venue_swap, .cumulative = sp_amm_venue_cumulative,
