@@ -23,6 +23,10 @@
  * book's window are skipped.  Trades are recorded with cause
  * "market_making" when the maker's quote is hit (the taker's cause) or when
  * its own quote crosses (its own cause).
+ *
+ * Snapshot: the last centre, the largest deviation seen, and its resting
+ * quotes (ids, with their sides as a bit mask: bit i set = ask).  The
+ * per-member draws (spreads, sizes, initial inventory) come back from init.
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,6 +38,7 @@
 #include "spiral/market.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "book.h"
 #include "reference.h"
 
@@ -215,10 +220,43 @@ static void mm_finish(void *self, struct sp_sim *sim)
     sp_sim_summary(sim, key, a->max_dev);
 }
 
+static int mm_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct mm *a = self;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < a->n_orders; i++)
+        if (a->sides[i] == SP_SELL) mask |= 1ULL << i;
+    sp_snap_put_array(w, 4);
+    sp_snap_put_f64(w, a->centre);
+    sp_snap_put_f64(w, a->max_dev);
+    sp_snap_put_u64s(w, a->orders, a->n_orders);
+    return sp_snap_put_u64(w, mask);
+}
+
+static int mm_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct mm *a = self;
+    size_t n = 0;
+    uint64_t mask = 0;
+    sp_snap_get_array_n(r, 4);
+    sp_snap_get_f64(r, &a->centre);
+    sp_snap_get_f64(r, &a->max_dev);
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (n > 2 * MM_MAX_LEVELS)
+        return sp_snap_fail(r, "%zu resting quotes (at most %d)", n, 2 * MM_MAX_LEVELS);
+    sp_snap_get_u64s(r, a->orders, n);
+    sp_snap_get_u64(r, &mask);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    if (n < 64 && mask >> n) return sp_snap_fail(r, "quote side mask has bits past the quotes");
+    for (size_t i = 0; i < n; i++) a->sides[i] = mask >> i & 1 ? SP_SELL : SP_BUY;
+    a->n_orders = n;
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_market_maker_ops = {
     .kind = "agent", .type = "market_maker",
     .summary = "order-book market maker: inventory-skewed quote ladder, cancel/replace",
     .schema = &mm_schema, .state_size = sizeof(struct mm),
     .count = mm_count, .init = mm_init, .start = mm_start, .on_event = mm_on_event,
-    .finish = mm_finish,
+    .finish = mm_finish, .snapshot = mm_snapshot, .restore = mm_restore,
 };

@@ -12,6 +12,10 @@
  * size x price of quote), below by more -> market sell of `size`; between
  * -> nothing.  It trades only what it holds.  Trades carry cause
  * "momentum".
+ *
+ * Snapshot: the ring's next write position and the readings it holds
+ * (ring[0 .. n): until it is full they are written in order from 0, so
+ * head = n; once full, all long_window slots).
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 #include "spiral/market.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 
 enum { EV_ARRIVE = 1 };
 
@@ -183,10 +188,36 @@ static void momentum_on_event(void *self, struct sp_sim *sim, struct sp_event *e
     if (t <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, t);
 }
 
+static int momentum_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct momentum *a = self;
+    sp_snap_put_array(w, 2);
+    sp_snap_put_u64(w, a->head);
+    return sp_snap_put_f64s(w, a->ring, a->n);
+}
+
+static int momentum_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct momentum *a = self;
+    size_t cap = (size_t)a->cfg->long_window, n = 0;
+    uint64_t head = 0;
+    sp_snap_get_array_n(r, 2);
+    sp_snap_get_u64(r, &head);
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (n > cap || head >= cap || (n < cap && head != n))
+        return sp_snap_fail(r, "price ring of %zu readings at %llu (window %zu)", n,
+                            (unsigned long long)head, cap);
+    sp_snap_get_f64s(r, a->ring, n);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    a->n = n;
+    a->head = (size_t)head;
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_momentum_ops = {
     .kind = "agent", .type = "momentum",
     .summary = "momentum traders: moving-average crossover, market orders",
     .schema = &momentum_schema, .state_size = sizeof(struct momentum),
     .count = momentum_count, .init = momentum_init, .start = momentum_start,
-    .on_event = momentum_on_event,
+    .on_event = momentum_on_event, .snapshot = momentum_snapshot, .restore = momentum_restore,
 };

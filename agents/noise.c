@@ -19,6 +19,10 @@
  * balance, a sell at most its base balance (an agent's choice, not a
  * clamp of the model: the ledger would refuse more).  Trades are recorded
  * by the venue with cause "noise".
+ *
+ * Snapshot: nil.  A member's draws are made at init and its only running
+ * state — the next arrival and the pending cancels, with their order ids
+ * in the event payload — lives in the event queue, which the engine saves.
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@
 #include "spiral/market.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "book.h"
 #include "reference.h"
 
@@ -216,10 +221,22 @@ static void noise_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
     if (t <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, t);
 }
 
+static int noise_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    (void)self;
+    return sp_snap_put_nil(w);
+}
+
+static int noise_restore(void *self, struct sp_snapshot_reader *r)
+{
+    (void)self;
+    return sp_snap_get_nil(r);
+}
+
 const struct sp_module_ops sp_agent_noise_ops = {
     .kind = "agent", .type = "noise",
     .summary = "noise traders: Poisson arrivals, random side and size",
     .schema = &noise_schema, .state_size = sizeof(struct noise),
     .count = noise_count, .init = noise_init, .start = noise_start,
-    .on_event = noise_on_event,
+    .on_event = noise_on_event, .snapshot = noise_snapshot, .restore = noise_restore,
 };

@@ -19,6 +19,8 @@
  *      on any other venue: a market order.
  * It trades only what it holds (buys spend at most its quote, sells at
  * most its base).  Trades carry cause "value".
+ *
+ * Snapshot: the id of its open order (0 = none); its draws come from init.
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #include "spiral/market.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "book.h"
 #include "reference.h"
 
@@ -192,10 +195,22 @@ static void value_on_event(void *self, struct sp_sim *sim, struct sp_event *ev)
     if (t <= sp_sim_horizon(sim)) sp_sim_again(sim, ev, t);
 }
 
+static int value_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct value *v = self;
+    return sp_snap_put_u64(w, v->open);
+}
+
+static int value_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct value *v = self;
+    return sp_snap_get_u64(r, &v->open);
+}
+
 const struct sp_module_ops sp_agent_value_ops = {
     .kind = "agent", .type = "value",
     .summary = "value traders: trade toward a noisy estimate of the reference price",
     .schema = &value_schema, .state_size = sizeof(struct value),
     .count = value_count, .init = value_init, .start = value_start,
-    .on_event = value_on_event,
+    .on_event = value_on_event, .snapshot = value_snapshot, .restore = value_restore,
 };

@@ -29,10 +29,27 @@
  * max_orders + 1 slots.  A limit order that would have to rest into a full
  * book without trading is refused before anything changes; one that trades
  * first frees at least one maker slot, so it can always rest what is left.
+ *
+ * Snapshot (sp_lob_snapshot, one msgpack array): the pool's high-water mark
+ * hw (slots ever handed out) is implied by the ids of slots 0..hw (their
+ * generations; slots >= hw are untouched: id = slot, and they are always
+ * the tail hw, hw+1, .. of the free list, because slots are taken from the
+ * head and given back to the head); the free list's prefix before that
+ * tail (slots < hw, in list order); the resting orders as (slot << 1 |
+ * side, price in ticks, qty) triples in a canonical order (buys then sells,
+ * price ascending, time priority within a level); volume, notional,
+ * n_fills.  Restore validates all of it (every slot < hw free once or
+ * resting once, prices in the window — absolute ticks, so a branch may
+ * move the window —, quantities positive without overflow, the book not
+ * crossed) before touching the book, then rebuilds levels, bitmaps, best
+ * and the resting totals by resting the orders in that order (so each
+ * level's FIFO is the same), and relinks the free list exactly: the next
+ * ids handed out and every later iteration are the same as in the original.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "spiral/error.h"
+#include "spiral/snapshot.h"
 #include "lob.h"
 
 #define MAX_TICKS ((int64_t)1 << 24)
@@ -66,6 +83,7 @@ struct sp_lob {
     size_t n_l1, n_l2;
     struct order *ord;
     uint32_t cap, max_orders;
+    uint32_t hw;                /* slots ever taken: those >= hw are pristine */
     int32_t free_head;
     int64_t best[2];
     struct sp_lob_stats st;
@@ -291,6 +309,7 @@ static int submit(struct sp_lob *b, int side, int64_t price, int64_t qty, int ki
     int32_t slot = b->free_head;
     struct order *o = &b->ord[slot];
     b->free_head = o->next;
+    if ((uint32_t)slot >= b->hw) b->hw = (uint32_t)slot + 1;
     o->id = (((o->id >> 32) + 1) << 32) | (uint32_t)slot;
     uint64_t id = o->id;
     int64_t filled = match(b, side, lim, qty, id);
@@ -424,4 +443,171 @@ void sp_lob_stats(const struct sp_lob *b, struct sp_lob_stats *st)
 double sp_lob_price(const struct sp_lob *b, int64_t ticks)
 {
     return (double)ticks * b->tick_size;
+}
+
+size_t sp_lob_resting(const struct sp_lob *b, uint64_t *ids, size_t n)
+{
+    if (!b) return 0;
+    size_t k = 0;
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = next_up(b, &b->bm[s], 0); i >= 0; i = next_up(b, &b->bm[s], i + 1))
+            for (int32_t o = b->lv[s][i].head; o >= 0; o = b->ord[o].next, k++)
+                if (ids && k < n) ids[k] = b->ord[o].id;
+    return k;
+}
+
+/* ---- snapshot ----------------------------------------------------------- */
+
+int sp_lob_snapshot(const struct sp_lob *b, struct sp_snapshot_writer *w)
+{
+    uint32_t hw = b->hw, n = b->st.n_orders;
+    uint64_t *ids = malloc(((size_t)hw + 1) * sizeof *ids);
+    uint64_t *fr = malloc(((size_t)hw + 1) * sizeof *fr);
+    uint64_t *live = malloc(((size_t)n * 3 + 1) * sizeof *live);
+    if (!ids || !fr || !live) {
+        free(ids);
+        free(fr);
+        free(live);
+        return SP_ENOMEM;
+    }
+    for (uint32_t i = 0; i < hw; i++) ids[i] = b->ord[i].id;
+    size_t nf = 0;
+    for (int32_t s = b->free_head; s >= 0 && (uint32_t)s < hw && nf < hw; s = b->ord[s].next)
+        fr[nf++] = (uint64_t)s;
+    size_t k = 0;
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = next_up(b, &b->bm[s], 0); i >= 0; i = next_up(b, &b->bm[s], i + 1))
+            for (int32_t o = b->lv[s][i].head; o >= 0 && k < n; o = b->ord[o].next) {
+                live[3 * k] = (uint64_t)o << 1 | (uint64_t)s;
+                live[3 * k + 1] = (uint64_t)(b->min_tick + i);
+                live[3 * k + 2] = (uint64_t)b->ord[o].qty;
+                k++;
+            }
+    sp_snap_put_array(w, 6);
+    sp_snap_put_u64s(w, ids, hw);
+    sp_snap_put_u64s(w, fr, nf);
+    sp_snap_put_u64s(w, live, 3 * k);
+    sp_snap_put_i64(w, b->st.volume);
+    sp_snap_put_i64(w, b->st.notional);
+    int rc = sp_snap_put_u64(w, b->st.n_fills);
+    free(ids);
+    free(fr);
+    free(live);
+    return rc;
+}
+
+/* Read the next bin of u64s into a fresh array of *n (at least 1) values. */
+static uint64_t *get_words(struct sp_snapshot_reader *r, size_t *n)
+{
+    if (sp_snap_peek_count(r, n)) return NULL;
+    uint64_t *p = malloc((*n + 1) * sizeof *p);
+    if (!p) {
+        sp_snap_fail(r, "out of memory");
+        return NULL;
+    }
+    if (sp_snap_get_u64s(r, p, *n)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Check a decoded book against this one's window and pool; 0 or a message.
+ * Turns the resting orders' prices into level indexes on the way. */
+static const char *check_book(const struct sp_lob *b, const uint64_t *ids, size_t hw,
+                              const uint64_t *fr, size_t nf, uint64_t *live, size_t n)
+{
+    if (hw > b->cap) return "more order slots used than the book has";
+    if (n > b->max_orders) return "more resting orders than max_orders";
+    if (nf + n != hw) return "free and resting orders do not cover the used slots";
+    for (size_t i = 0; i < hw; i++)
+        if ((uint32_t)ids[i] != i) return "an order id does not match its slot";
+    uint8_t *seen = calloc(hw + 1, 1);
+    if (!seen) return "out of memory";
+    const char *err = NULL;
+    for (size_t i = 0; i < nf && !err; i++) {
+        if (fr[i] >= hw || seen[fr[i]]) err = "free list slot out of range or repeated";
+        else seen[fr[i]] = 1;
+    }
+    int64_t sum[2] = { 0, 0 }, hi_bid = -1, lo_ask = -1;
+    for (size_t i = 0; i < n && !err; i++) {
+        uint64_t slot = live[3 * i] >> 1, idx = 0;
+        int64_t q = (int64_t)live[3 * i + 2];
+        int s = (int)(live[3 * i] & 1);
+        if (slot >= hw || seen[slot]) err = "resting order slot out of range or repeated";
+        else if (!price_index(b, (int64_t)live[3 * i + 1], &idx))
+            err = "resting order price outside the window";
+        else if (q <= 0 || __builtin_add_overflow(sum[s], q, &sum[s]))
+            err = "resting order quantity out of range";
+        else {
+            int64_t lvl = (int64_t)idx;
+            seen[slot] = 1;
+            live[3 * i + 1] = idx;                        /* to a level index */
+            if (s == SP_LOB_BUY && lvl > hi_bid) hi_bid = lvl;
+            if (s == SP_LOB_SELL && (lo_ask < 0 || lvl < lo_ask)) lo_ask = lvl;
+        }
+    }
+    if (!err && hi_bid >= 0 && lo_ask >= 0 && hi_bid >= lo_ask) err = "the book is crossed";
+    free(seen);
+    return err;
+}
+
+/* Empty the book and return the pool's slots below `upto` to their state
+ * at creation (slots above were never touched). */
+static void reset(struct sp_lob *b, uint32_t upto)
+{
+    for (int s = 0; s < 2; s++) {
+        for (int64_t i = next_up(b, &b->bm[s], 0); i >= 0; i = next_up(b, &b->bm[s], i + 1))
+            b->lv[s][i] = (struct level){ 0 };
+        memset(b->bm[s].l1, 0, b->n_l1 * sizeof(uint64_t));
+        memset(b->bm[s].l2, 0, b->n_l2 * sizeof(uint64_t));
+        b->best[s] = -1;
+    }
+    for (uint32_t i = 0; i < upto; i++)
+        b->ord[i] = (struct order){ .id = i, .next = (int32_t)i + 1, .prev = -1 };
+    b->ord[b->cap - 1].next = -1;
+    b->free_head = 0;
+    b->hw = 0;
+    memset(&b->st, 0, sizeof b->st);
+}
+
+int sp_lob_restore(struct sp_lob *b, struct sp_snapshot_reader *r)
+{
+    size_t hw = 0, nf = 0, n3 = 0;
+    int64_t volume = 0, notional = 0;
+    uint64_t n_fills = 0;
+    uint64_t *ids = NULL, *fr = NULL, *live = NULL;
+    if (!sp_snap_get_array_n(r, 6) && (ids = get_words(r, &hw)) && (fr = get_words(r, &nf)))
+        live = get_words(r, &n3);
+    sp_snap_get_i64(r, &volume);
+    sp_snap_get_i64(r, &notional);
+    sp_snap_get_u64(r, &n_fills);
+    sp_snap_get_end(r);
+    if (!sp_snap_error(r)) {
+        const char *err = n3 % 3 ? "resting orders are not (slot, price, qty) triples"
+                                 : check_book(b, ids, hw, fr, nf, live, n3 / 3);
+        if (err) sp_snap_fail(r, "order book: %s", err);
+    }
+    if (!sp_snap_error(r)) {
+        reset(b, b->hw > hw ? b->hw : (uint32_t)hw);
+        for (size_t i = 0; i < hw; i++) b->ord[i].id = ids[i];
+        for (size_t i = 0; i < n3 / 3; i++)
+            rest(b, (int32_t)(live[3 * i] >> 1), (int)(live[3 * i] & 1), live[3 * i + 1],
+                 (int64_t)live[3 * i + 2]);
+        /* the free list: the saved prefix, then the pristine tail hw, hw+1, .. */
+        int32_t tail = hw < b->cap ? (int32_t)hw : -1;
+        for (size_t i = nf; i-- > 0;) {
+            b->ord[fr[i]].next = tail;
+            tail = (int32_t)fr[i];
+        }
+        b->free_head = tail;
+        b->hw = (uint32_t)hw;
+        b->st.volume = volume;
+        b->st.notional = notional;
+        b->st.n_fills = n_fills;
+    }
+    free(ids);
+    free(fr);
+    free(live);
+    return sp_snap_error(r);
 }

@@ -102,5 +102,20 @@ int sp_lob_order(const struct sp_lob *b, uint64_t id, enum sp_lob_side *side, in
 void sp_lob_stats(const struct sp_lob *b, struct sp_lob_stats *st);
 /* Price in quote currency of a tick count: ticks·tick_size. */
 double sp_lob_price(const struct sp_lob *b, int64_t ticks);
+/* The ids of all resting orders in a canonical order (buys, then sells;
+ * price ascending; time priority within a price): up to `n` into `ids`
+ * (may be NULL); returns the number of resting orders. */
+size_t sp_lob_resting(const struct sp_lob *b, uint64_t *ids, size_t n);
+
+/* Checkpoints (spiral/snapshot.h): the book's whole mutable state as one
+ * msgpack value — order ids and generations, the free list, the resting
+ * orders in price-time priority, the totals.  Restore into a book created
+ * with the same config; it validates everything first (a bad payload
+ * leaves the book unchanged) and makes the book behave exactly as the
+ * saved one: same fills, same ids handed out next. */
+struct sp_snapshot_writer;
+struct sp_snapshot_reader;
+int sp_lob_snapshot(const struct sp_lob *b, struct sp_snapshot_writer *w);
+int sp_lob_restore(struct sp_lob *b, struct sp_snapshot_reader *r);
 
 #endif

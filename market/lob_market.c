@@ -42,6 +42,14 @@
  * (top depth_levels of each side) every depth_every; /summary n_orders_<name>
  * (accepted limit and market orders), n_cancels_<name>, n_fills_<name>.
  * A full book (max_orders resting) fails the run: raise max_orders.
+ *
+ * Snapshot: the book (lob.h's sp_lob_snapshot: ids, free list, resting
+ * orders in price-time priority, totals), the owner (agent, cause) of each
+ * resting order in the book's canonical order (sp_lob_resting), the price
+ * integral (cum, last_mid, cum_t), the summary counters and the liquidation
+ * tag's (time, generation) pairs (its watchers are set up by init/start).
+ * The fill buffer, taker and error are empty between messages; the window,
+ * tables and scratch come from the config.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -54,6 +62,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "book.h"
 #include "lob.h"
@@ -544,6 +553,100 @@ static void lob_release(void *self)
     free(v->depth_names);
 }
 
+static int lob_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct lob_venue *v = self;
+    size_t n = sp_lob_resting(v->book, NULL, 0);
+    uint64_t *ids = malloc((n + 1) * sizeof *ids);
+    int64_t *own = malloc((2 * n + 1) * sizeof *own);
+    if (!ids || !own) {
+        free(ids);
+        free(own);
+        return SP_ENOMEM;
+    }
+    sp_lob_resting(v->book, ids, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct owner *o = &v->owner[(uint32_t)ids[i]];
+        own[2 * i] = (int64_t)o->agent;
+        own[2 * i + 1] = o->cause;
+    }
+    int64_t tt[SP_VENUE_TAG_MAX], tg[SP_VENUE_TAG_MAX];
+    size_t nt = v->tag.n > 0 && v->tag.n <= SP_VENUE_TAG_MAX ? (size_t)v->tag.n : 0;
+    for (size_t i = 0; i < nt; i++) {
+        tt[i] = v->tag.t[i];
+        tg[i] = v->tag.gen[i];
+    }
+    sp_snap_put_array(w, 7);
+    sp_lob_snapshot(v->book, w);
+    sp_snap_put_i64s(w, own, 2 * n);
+    sp_snap_put_f64s(w, (const double[]){ v->cum, v->last_mid }, 2);
+    sp_snap_put_i64(w, v->cum_t);
+    sp_snap_put_u64s(w, (const uint64_t[]){ v->n_orders, v->n_cancels, v->n_fills }, 3);
+    sp_snap_put_i64s(w, tt, nt);
+    int rc = sp_snap_put_i64s(w, tg, nt);
+    free(ids);
+    free(own);
+    return rc;
+}
+
+static int lob_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct lob_venue *v = self;
+    size_t n_own = 0, nt = 0, nt2 = 0;
+    double cm[2];
+    uint64_t counts[3];
+    int64_t tt[SP_VENUE_TAG_MAX], tg[SP_VENUE_TAG_MAX];
+    sp_snap_get_array_n(r, 7);
+    if (sp_lob_restore(v->book, r)) return sp_snap_error(r);
+    size_t n = sp_lob_resting(v->book, NULL, 0);
+    if (sp_snap_peek_count(r, &n_own)) return sp_snap_error(r);
+    if (n_own != 2 * n) return sp_snap_fail(r, "%zu order owners for %zu resting orders",
+                                             n_own / 2, n);
+    uint64_t *ids = malloc((n + 1) * sizeof *ids);
+    int64_t *own = malloc((2 * n + 1) * sizeof *own);
+    if (!ids || !own) {
+        free(ids);
+        free(own);
+        return sp_snap_fail(r, "out of memory");
+    }
+    sp_lob_resting(v->book, ids, n);
+    sp_snap_get_i64s(r, own, 2 * n);
+    size_t n_ents = sp_sim_entity_count(sp_snap_sim(r));
+    for (size_t i = 0; i < n && !sp_snap_error(r); i++) {
+        if (own[2 * i] < 0 || (uint64_t)own[2 * i] >= n_ents || own[2 * i + 1] < INT32_MIN ||
+            own[2 * i + 1] > INT32_MAX)
+            sp_snap_fail(r, "order owner %zu out of range", i);
+        else
+            v->owner[(uint32_t)ids[i]] = (struct owner){ (sp_id)own[2 * i],
+                                                         (int32_t)own[2 * i + 1] };
+    }
+    free(ids);
+    free(own);
+    sp_snap_get_f64s(r, cm, 2);
+    sp_snap_get_i64(r, &v->cum_t);
+    sp_snap_get_u64s(r, counts, 3);
+    if (!sp_snap_peek_count(r, &nt) && nt > SP_VENUE_TAG_MAX)
+        return sp_snap_fail(r, "%zu liquidation tag pairs (at most %d)", nt, SP_VENUE_TAG_MAX);
+    sp_snap_get_i64s(r, tt, nt);
+    if (!sp_snap_peek_count(r, &nt2) && nt2 != nt)
+        return sp_snap_fail(r, "liquidation tag times and generations differ in number");
+    sp_snap_get_i64s(r, tg, nt);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    for (size_t i = 0; i < nt; i++) {
+        if (tg[i] < INT32_MIN || tg[i] > INT32_MAX)
+            return sp_snap_fail(r, "liquidation tag generation out of range");
+        v->tag.t[i] = tt[i];
+        v->tag.gen[i] = (int)tg[i];
+    }
+    v->tag.n = (int)nt;
+    v->cum = cm[0];
+    v->last_mid = cm[1];
+    v->n_orders = counts[0];
+    v->n_cancels = counts[1];
+    v->n_fills = counts[2];
+    return SP_OK;
+}
+
 static struct sp_venue_tag *lob_tag(void *self)
 {
     struct lob_venue *v = self;
@@ -559,6 +662,7 @@ const struct sp_market_ops sp_market_lob_ops = {
         .schema = &lob_schema, .state_size = sizeof(struct lob_venue),
         .init = lob_init, .start = lob_start, .on_event = lob_on_event,
         .finish = lob_finish, .price = lob_price, .release = lob_release,
+        .snapshot = lob_snapshot, .restore = lob_restore,
     },
     .pair = lob_pair, .price = lob_price, .quote = lob_quote, .swap = lob_swap,
     .cumulative = lob_cumulative, .tag = lob_tag,
