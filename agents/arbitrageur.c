@@ -51,6 +51,11 @@
  * min_profit and gas_cost from its own stream; the members of a population
  * (N > 1) start polling at a random phase within `poll` so they do not all
  * look at the same instant.
+ *
+ * Snapshot: whether an execution is queued (the event itself, with the
+ * price it saw, is restored with the queue), the time of its previous
+ * execution (cascade tags since then), and the /summary accumulators.  Its
+ * draws (min_profit, gas, phase) come from init, its wallet from the ledger.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -64,6 +69,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "amm.h"
 #include "book.h"
@@ -431,11 +437,41 @@ static void arb_finish(void *self, struct sp_sim *sim)
     sp_sim_summary(sim, key, (double)a->n_stale);
 }
 
+static int arb_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct arb *a = self;
+    sp_snap_put_array(w, 4);
+    sp_snap_put_bool(w, a->pending);
+    sp_snap_put_i64(w, a->last_look);
+    sp_snap_put_f64s(w, (const double[]){ a->profit, a->gas_paid, a->volume_quote }, 3);
+    return sp_snap_put_i64s(w, (const int64_t[]){ a->n_trades, a->n_capital_bound, a->n_stale }, 3);
+}
+
+static int arb_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct arb *a = self;
+    double f[3];
+    int64_t n[3];
+    sp_snap_get_array_n(r, 4);
+    sp_snap_get_bool(r, &a->pending);
+    sp_snap_get_i64(r, &a->last_look);
+    sp_snap_get_f64s(r, f, 3);
+    sp_snap_get_i64s(r, n, 3);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    a->profit = f[0];
+    a->gas_paid = f[1];
+    a->volume_quote = f[2];
+    a->n_trades = n[0];
+    a->n_capital_bound = n[1];
+    a->n_stale = n[2];
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_arbitrageur_ops = {
     .kind = "agent", .type = "arbitrageur",
     .summary = "closes venue-reference gaps with the optimal trade, within capital, latency "
                "and a minimum profit after gas",
     .schema = &arb_schema, .state_size = sizeof(struct arb),
     .count = arb_count, .init = arb_init, .start = arb_start, .on_event = arb_on_event,
-    .finish = arb_finish,
+    .finish = arb_finish, .snapshot = arb_snapshot, .restore = arb_restore,
 };

@@ -31,6 +31,11 @@
  * return: the amounts and the volatility and drawdown it saw), and /summary
  * first_exit_<name> (seconds; −1 if it never left), n_exits_<name>,
  * n_returns_<name>.
+ *
+ * Snapshot: the sample ring as it is (one bin of window/sample + 1 prices,
+ * its size fixed by init, with head and length), in/entered, the start of
+ * the calm spell, and the /summary values.  The enter and sample events
+ * are restored with the queue, the endowment with the ledger.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -45,6 +50,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "amm.h"
 
@@ -359,10 +365,51 @@ static void lp_release(void *self)
     l->ring = NULL;
 }
 
+static int lp_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct lp *l = self;
+    sp_snap_put_array(w, 5);
+    sp_snap_put_bool(w, l->in);
+    sp_snap_put_bool(w, l->entered);
+    sp_snap_put_i64s(w, (const int64_t[]){ l->calm_since, l->first_exit, l->n_exits,
+                                           l->n_returns }, 4);
+    sp_snap_put_u64s(w, (const uint64_t[]){ l->head, l->len }, 2);
+    return sp_snap_put_f64s(w, l->ring, l->n_ring);
+}
+
+static int lp_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct lp *l = self;
+    int64_t t[4];
+    uint64_t hl[2];
+    size_t n;
+    sp_snap_get_array_n(r, 5);
+    sp_snap_get_bool(r, &l->in);
+    sp_snap_get_bool(r, &l->entered);
+    sp_snap_get_i64s(r, t, 4);
+    sp_snap_get_u64s(r, hl, 2);
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (n != l->n_ring)
+        return sp_snap_fail(r, "a window of %zu samples, the scenario makes %zu", n, l->n_ring);
+    if (hl[0] >= n || hl[1] > n || (hl[1] < n && hl[0] != 0))
+        return sp_snap_fail(r, "sample ring head %llu, length %llu out of range",
+                            (unsigned long long)hl[0], (unsigned long long)hl[1]);
+    sp_snap_get_f64s(r, l->ring, n);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    l->calm_since = t[0];
+    l->first_exit = t[1];
+    l->n_exits = t[2];
+    l->n_returns = t[3];
+    l->head = (size_t)hl[0];
+    l->len = (size_t)hl[1];
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_liquidity_provider_ops = {
     .kind = "agent", .type = "liquidity_provider",
     .summary = "deposits into an AMM and flees when volatility or drawdown passes a threshold",
     .schema = &lp_schema, .state_size = sizeof(struct lp),
     .count = lp_count, .init = lp_init, .start = lp_start, .on_event = lp_on_event,
     .finish = lp_finish, .release = lp_release,
+    .snapshot = lp_snapshot, .restore = lp_restore,
 };

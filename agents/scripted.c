@@ -37,6 +37,11 @@
  * impossible), never clamped.  A swap below its min_out reverts (nothing
  * moves; counted in /summary reverted_<name>).  Trades are recorded by the
  * venues in /events/trades with cause "scripted".
+ *
+ * Snapshot: the order id of each `limit` action (0 = none or cancelled; one
+ * bin of n_actions u64, so cancel finds the same order after a restore) and
+ * the /summary counters.  The actions not yet run are queued events,
+ * restored with the queue; the venues per action come from init.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -50,6 +55,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "amm.h"
 #include "book.h"
@@ -497,10 +503,41 @@ static void scripted_release(void *self)
     s->orders = NULL;
 }
 
+static int scripted_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct scripted *s = self;
+    sp_snap_put_array(w, 2);
+    sp_snap_put_i64s(w, (const int64_t[]){ s->n_done, s->n_reverted, s->n_cancel_missed }, 3);
+    return sp_snap_put_u64s(w, s->orders, s->cfg->n_actions);
+}
+
+static int scripted_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct scripted *s = self;
+    int64_t n[3];
+    size_t n_orders;
+    sp_snap_get_array_n(r, 2);
+    sp_snap_get_i64s(r, n, 3);
+    if (sp_snap_peek_count(r, &n_orders)) return sp_snap_error(r);
+    if (n_orders != s->cfg->n_actions)
+        return sp_snap_fail(r, "%zu actions in the snapshot, %zu in the scenario", n_orders,
+                            s->cfg->n_actions);
+    sp_snap_get_u64s(r, s->orders, n_orders);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    for (size_t i = 0; i < n_orders; i++)
+        if (s->orders[i] && s->cfg->actions[i].what != DO_LIMIT)
+            return sp_snap_fail(r, "an order id for action %zu, which is not a limit", i);
+    s->n_done = n[0];
+    s->n_reverted = n[1];
+    s->n_cancel_missed = n[2];
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_scripted_ops = {
     .kind = "agent", .type = "scripted",
     .summary = "a timed list of actions from the scenario: swaps, liquidity, limit orders, cancels",
     .schema = &scripted_schema, .state_size = sizeof(struct scripted),
     .init = scripted_init, .start = scripted_start, .on_event = scripted_on_event,
     .finish = scripted_finish, .release = scripted_release,
+    .snapshot = scripted_snapshot, .restore = scripted_restore,
 };

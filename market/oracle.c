@@ -64,6 +64,16 @@
  * and the subscriber list are heap arrays owned by it, freed in release.
  * The subscriber list is never touched by init, so a consumer may subscribe
  * before or after the oracle's own init.
+ *
+ * Snapshot (sp_oracle_snapshot): what changes while running — the delivered
+ * price and its times and generation, the previous read, whether an
+ * on_trade poll is queued, the summary metrics, per leg the sampled
+ * cumulative and the TWAP ring as it is (head, count, both arrays: a bin
+ * each, its size fixed by init), and the rule's state through the rule's
+ * own snapshot/restore (struct sp_oracle_rule).  Deliveries in flight are queued
+ * events (their payload carries price, times and generation), restored with
+ * the queue.  Legs, watchers, subscribers and the output table come from
+ * init and start, which never change them later; `vals` is scratch.
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +85,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "oracle.h"
@@ -346,8 +357,10 @@ static int failure_check(void *bound, const struct sp_check_ctx *ctx)
                       sp_format_duration(f->from, b, sizeof b));
         rc = SP_ECONFIG;
     }
+    /* A resolved scenario (/config.yaml, a snapshot's) spells the default
+     * offset 0 out: only a non-zero offset on a freeze is a mistake. */
     const struct sp_node *off = sp_node_get(ctx->node, "offset");
-    if (f->mode == SP_ORACLE_FREEZE && off && !(off->flags & SP_NODE_DEFAULT)) {
+    if (f->mode == SP_ORACLE_FREEZE && off && !(off->flags & SP_NODE_DEFAULT) && f->offset != 0) {
         sp_diag_error(ctx->diag, off, "`offset` applies only to mode offset");
         rc = SP_ECONFIG;
     }
@@ -784,6 +797,114 @@ void sp_oracle_release(void *self)
     free(o->subs);
     o->subs = NULL;
     o->n_subs = o->cap_subs = 0;
+}
+
+/* ---- snapshot ------------------------------------------------------------------ */
+
+enum { SNAP_ORACLE_N = 8, SNAP_LEG_N = 5 };
+
+static void leg_snapshot(const struct leg *l, struct sp_snapshot_writer *w)
+{
+    sp_snap_put_array(w, SNAP_LEG_N);
+    sp_snap_put_f64s(w, (const double[]){ l->cum, l->last_p }, 2);
+    sp_snap_put_i64(w, l->last_t);
+    sp_snap_put_u64s(w, (const uint64_t[]){ l->head, l->n }, 2);
+    sp_snap_put_i64s(w, l->obs_t, l->cap);        /* the ring as it is (cap 0: not twap) */
+    sp_snap_put_f64s(w, l->obs_c, l->cap);
+}
+
+int sp_oracle_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct oracle *o = self;
+    sp_snap_put_array(w, SNAP_ORACLE_N);
+    sp_snap_put_bool(w, o->have);
+    sp_snap_put_f64s(w, (const double[]){ o->delivered, o->max_dev }, 2);
+    sp_snap_put_i64s(w, (const int64_t[]){ o->pub_t, o->read_t, o->delivered_t, o->last_poll,
+                                           o->max_age }, 5);
+    sp_snap_put_i64(w, o->gen);
+    sp_snap_put_bool(w, o->trade_pending);
+    sp_snap_put_u64(w, o->n_updates);
+    sp_snap_put_array(w, o->n_legs);
+    for (size_t i = 0; i < o->n_legs; i++) leg_snapshot(&o->legs[i], w);
+    if (o->rule->snapshot) return o->rule->snapshot(o->rule_state, w);
+    return sp_snap_put_nil(w);
+}
+
+/* A leg's ring must be the size init made it, with head and count inside it
+ * and its observations in increasing time order from the oldest. */
+static int leg_restore(struct leg *l, size_t i, struct sp_snapshot_reader *r)
+{
+    double cl[2];
+    sp_time last_t;
+    uint64_t hn[2];
+    size_t cap;
+    sp_snap_get_array_n(r, SNAP_LEG_N);
+    sp_snap_get_f64s(r, cl, 2);
+    sp_snap_get_i64(r, &last_t);
+    sp_snap_get_u64s(r, hn, 2);
+    if (sp_snap_peek_count(r, &cap)) return sp_snap_error(r);
+    if (cap != l->cap)
+        return sp_snap_fail(r, "source %zu: a TWAP ring of %zu, the scenario makes %zu", i, cap,
+                            l->cap);
+    if (hn[1] > cap || (cap ? hn[0] >= cap : hn[0] != 0))
+        return sp_snap_fail(r, "source %zu: TWAP ring head %llu, count %llu out of range", i,
+                            (unsigned long long)hn[0], (unsigned long long)hn[1]);
+    sp_snap_get_i64s(r, l->obs_t, cap);
+    if (sp_snap_peek_count(r, &cap)) return sp_snap_error(r);
+    if (cap != l->cap) return sp_snap_fail(r, "source %zu: TWAP ring sizes differ", i);
+    sp_snap_get_f64s(r, l->obs_c, cap);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    l->head = (size_t)hn[0];
+    l->n = (size_t)hn[1];
+    size_t oldest = l->n ? (l->head + l->cap - (l->n - 1)) % l->cap : 0;
+    for (size_t k = 1; k < l->n; k++)
+        if (!(l->obs_t[(oldest + k - 1) % l->cap] < l->obs_t[(oldest + k) % l->cap]))
+            return sp_snap_fail(r, "source %zu: TWAP observation times not increasing", i);
+    l->cum = cl[0];
+    l->last_p = cl[1];
+    l->last_t = last_t;
+    return SP_OK;
+}
+
+int sp_oracle_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct oracle *o = self;
+    double d[2];
+    int64_t t[5], gen;
+    uint64_t n_updates;
+    bool have, pending;
+    size_t n_legs;
+    sp_snap_get_array_n(r, SNAP_ORACLE_N);
+    sp_snap_get_bool(r, &have);
+    sp_snap_get_f64s(r, d, 2);
+    sp_snap_get_i64s(r, t, 5);
+    sp_snap_get_i64(r, &gen);
+    sp_snap_get_bool(r, &pending);
+    sp_snap_get_u64(r, &n_updates);
+    if (sp_snap_get_array(r, &n_legs)) return sp_snap_error(r);
+    if (n_legs != o->n_legs)
+        return sp_snap_fail(r, "%zu sources in the snapshot, %zu in the scenario", n_legs,
+                            o->n_legs);
+    if (gen < -1 || gen > INT32_MAX) return sp_snap_fail(r, "generation %lld", (long long)gen);
+    for (size_t i = 0; i < n_legs; i++)
+        if (leg_restore(&o->legs[i], i, r)) return sp_snap_error(r);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    memset(o->rule_state, 0, sizeof o->rule_state);
+    if (o->rule->restore) o->rule->restore(o->rule_state, o->cfg, r);
+    else sp_snap_get_nil(r);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    o->have = have;
+    o->delivered = d[0];
+    o->max_dev = d[1];
+    o->pub_t = t[0];
+    o->read_t = t[1];
+    o->delivered_t = t[2];
+    o->last_poll = t[3];
+    o->max_age = t[4];
+    o->gen = (int)gen;
+    o->trade_pending = pending;
+    o->n_updates = n_updates;
+    return SP_OK;
 }
 
 /* ---- consumers -------------------------------------------------------------- */

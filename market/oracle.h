@@ -28,6 +28,8 @@
 struct sp_sim;
 struct sp_event;
 struct sp_schema;
+struct sp_snapshot_writer;
+struct sp_snapshot_reader;
 
 /* ---- for consumers -------------------------------------------------------- */
 
@@ -145,6 +147,11 @@ struct sp_oracle_rule {
      * *read_t (now, unless the rule publishes an older read, as the OSM). */
     bool (*poll)(void *rs, const struct sp_oracle_cfg *cfg, sp_time now, double p,
                  double *price, sp_time *read_t);
+    /* Checkpoints: write the rule's private state as exactly one msgpack
+     * value (spiral/snapshot.h), and read it back into `rs` (zeroed by
+     * init); restore validates what it reads (sp_snap_fail). */
+    int (*snapshot)(const void *rs, struct sp_snapshot_writer *w);
+    int (*restore)(void *rs, const struct sp_oracle_cfg *cfg, struct sp_snapshot_reader *r);
 };
 
 /* The state every oracle type's ops declares (state_size = sizeof this);
@@ -162,5 +169,7 @@ void   sp_oracle_on_event(void *self, struct sp_sim *sim, struct sp_event *ev);
 void   sp_oracle_finish(void *self, struct sp_sim *sim);
 double sp_oracle_current(const void *self);   /* ops->price: the delivered price */
 void   sp_oracle_release(void *self);
+int    sp_oracle_snapshot(const void *self, struct sp_snapshot_writer *w);
+int    sp_oracle_restore(void *self, struct sp_snapshot_reader *r);
 
 #endif

@@ -8,11 +8,15 @@
  * Both tests use the last *published* price and time, so after a freeze the
  * first poll publishes as soon as either has been crossed.  Reads,
  * failures, latency and delivery are market/oracle.c.
+ *
+ * Snapshot: the rule's state [started, p_last, t_last] (the last published
+ * price and time); the rest of the oracle is market/oracle.c's.
  */
 #include <math.h>
 #include <stddef.h>
 #include "spiral/module.h"
 #include "spiral/scenario.h"
+#include "spiral/snapshot.h"
 #include "oracle.h"
 
 struct chainlink {
@@ -38,7 +42,29 @@ static bool chainlink_poll(void *rs, const struct sp_oracle_cfg *cfg, sp_time no
     return true;
 }
 
-static const struct sp_oracle_rule chainlink_rule = { "chainlink", chainlink_poll };
+static int chainlink_snapshot(const void *rs, struct sp_snapshot_writer *w)
+{
+    const struct chainlink *s = rs;
+    sp_snap_put_array(w, 3);
+    sp_snap_put_bool(w, s->started);
+    sp_snap_put_f64(w, s->p_last);
+    return sp_snap_put_i64(w, s->t_last);
+}
+
+static int chainlink_restore(void *rs, const struct sp_oracle_cfg *cfg,
+                             struct sp_snapshot_reader *r)
+{
+    struct chainlink *s = rs;
+    (void)cfg;
+    sp_snap_get_array_n(r, 3);
+    sp_snap_get_bool(r, &s->started);
+    sp_snap_get_f64(r, &s->p_last);
+    sp_snap_get_i64(r, &s->t_last);
+    return sp_snap_get_end(r);
+}
+
+static const struct sp_oracle_rule chainlink_rule = { "chainlink", chainlink_poll,
+                                                      chainlink_snapshot, chainlink_restore };
 
 static const struct sp_field chainlink_fields[] = {
     SP_ORACLE_COMMON_FIELDS,
@@ -70,4 +96,5 @@ const struct sp_module_ops sp_oracle_chainlink_ops = {
     .schema = &chainlink_schema, .state_size = sizeof(struct sp_oracle_state),
     .init = chainlink_init, .start = sp_oracle_start, .on_event = sp_oracle_on_event,
     .finish = sp_oracle_finish, .price = sp_oracle_current, .release = sp_oracle_release,
+    .snapshot = sp_oracle_snapshot, .restore = sp_oracle_restore,
 };

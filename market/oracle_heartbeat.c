@@ -5,10 +5,14 @@
  * `poll`).  The plainest feed: staleness bounded by heartbeat + latency,
  * blind to moves in between.  Reads, failures, latency and delivery are
  * market/oracle.c.
+ *
+ * Snapshot: the rule's state [started, t_last] (the last publication time);
+ * the rest of the oracle is market/oracle.c's.
  */
 #include <stddef.h>
 #include "spiral/module.h"
 #include "spiral/scenario.h"
+#include "spiral/snapshot.h"
 #include "oracle.h"
 
 struct heartbeat {
@@ -30,7 +34,27 @@ static bool heartbeat_poll(void *rs, const struct sp_oracle_cfg *cfg, sp_time no
     return true;
 }
 
-static const struct sp_oracle_rule heartbeat_rule = { "heartbeat", heartbeat_poll };
+static int heartbeat_snapshot(const void *rs, struct sp_snapshot_writer *w)
+{
+    const struct heartbeat *s = rs;
+    sp_snap_put_array(w, 2);
+    sp_snap_put_bool(w, s->started);
+    return sp_snap_put_i64(w, s->t_last);
+}
+
+static int heartbeat_restore(void *rs, const struct sp_oracle_cfg *cfg,
+                             struct sp_snapshot_reader *r)
+{
+    struct heartbeat *s = rs;
+    (void)cfg;
+    sp_snap_get_array_n(r, 2);
+    sp_snap_get_bool(r, &s->started);
+    sp_snap_get_i64(r, &s->t_last);
+    return sp_snap_get_end(r);
+}
+
+static const struct sp_oracle_rule heartbeat_rule = { "heartbeat", heartbeat_poll,
+                                                      heartbeat_snapshot, heartbeat_restore };
 
 static const struct sp_field heartbeat_fields[] = {
     SP_ORACLE_COMMON_FIELDS,
@@ -56,4 +80,5 @@ const struct sp_module_ops sp_oracle_heartbeat_ops = {
     .schema = &heartbeat_schema, .state_size = sizeof(struct sp_oracle_state),
     .init = heartbeat_init, .start = sp_oracle_start, .on_event = sp_oracle_on_event,
     .finish = sp_oracle_finish, .price = sp_oracle_current, .release = sp_oracle_release,
+    .snapshot = sp_oracle_snapshot, .restore = sp_oracle_restore,
 };

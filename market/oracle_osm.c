@@ -13,10 +13,15 @@
  * A freeze skips pokes, so after it the first poke publishes the nxt read
  * before the freeze.  Reads, failures, latency and delivery are
  * market/oracle.c.
+ *
+ * Snapshot: the rule's state [started, cur, nxt, cur_t, nxt_t, zzz] — the
+ * current and queued prices, when each was read, the last poke's hop
+ * boundary; the rest of the oracle is market/oracle.c's.
  */
 #include <stddef.h>
 #include "spiral/module.h"
 #include "spiral/scenario.h"
+#include "spiral/snapshot.h"
 #include "oracle.h"
 
 struct osm {
@@ -50,7 +55,34 @@ static bool osm_poll(void *rs, const struct sp_oracle_cfg *cfg, sp_time now, dou
     return true;
 }
 
-static const struct sp_oracle_rule osm_rule = { "osm", osm_poll };
+static int osm_snapshot(const void *rs, struct sp_snapshot_writer *w)
+{
+    const struct osm *s = rs;
+    sp_snap_put_array(w, 4);
+    sp_snap_put_bool(w, s->started);
+    sp_snap_put_f64(w, s->cur);
+    sp_snap_put_f64(w, s->nxt);
+    return sp_snap_put_i64s(w, (const int64_t[]){ s->cur_t, s->nxt_t, s->zzz }, 3);
+}
+
+static int osm_restore(void *rs, const struct sp_oracle_cfg *cfg, struct sp_snapshot_reader *r)
+{
+    struct osm *s = rs;
+    int64_t t[3];
+    (void)cfg;
+    sp_snap_get_array_n(r, 4);
+    sp_snap_get_bool(r, &s->started);
+    sp_snap_get_f64(r, &s->cur);
+    sp_snap_get_f64(r, &s->nxt);
+    sp_snap_get_i64s(r, t, 3);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    s->cur_t = t[0];
+    s->nxt_t = t[1];
+    s->zzz = t[2];
+    return SP_OK;
+}
+
+static const struct sp_oracle_rule osm_rule = { "osm", osm_poll, osm_snapshot, osm_restore };
 
 static const struct sp_field osm_fields[] = {
     SP_ORACLE_COMMON_FIELDS,
@@ -77,4 +109,5 @@ const struct sp_module_ops sp_oracle_osm_ops = {
     .schema = &osm_schema, .state_size = sizeof(struct sp_oracle_state),
     .init = osm_init, .start = sp_oracle_start, .on_event = sp_oracle_on_event,
     .finish = sp_oracle_finish, .price = sp_oracle_current, .release = sp_oracle_release,
+    .snapshot = sp_oracle_snapshot, .restore = sp_oracle_restore,
 };
