@@ -190,6 +190,17 @@ void lend_reduce_debt(struct lending *L, size_t s, size_t j, double amount, doub
  * surplus) absorbs first, the rest is socialised.  Returns its value. */
 double lend_book_bad_debt(struct lending *L, size_t j, double amount);
 
+/* Snapshots (lending.c: the protocol's payload; liquidation.c and
+ * lending_record.c write their parts inside it). */
+struct sp_snapshot_writer;
+struct sp_snapshot_reader;
+int  lend_snapshot(const void *self, struct sp_snapshot_writer *w);
+int  lend_restore(void *self, struct sp_snapshot_reader *r);
+int  liq_snapshot(const struct lending *L, struct sp_snapshot_writer *w);
+int  liq_restore(struct lending *L, struct sp_snapshot_reader *r);
+int  lend_record_snapshot(const struct lending *L, struct sp_snapshot_writer *w);
+int  lend_record_restore(struct lending *L, struct sp_snapshot_reader *r);
+
 /* liquidation.c: the mechanism of one protocol (liquidation.h). */
 extern const struct sp_schema lend_liq_schema;
 /* Resolve the default mechanism (pool: fixed_spread, cdp: dutch_auction)

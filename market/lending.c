@@ -54,6 +54,19 @@
  * to HF < 1 during it records it (pgen, one byte per position); crossings
  * from actions (reindex) record 0.  The index callback then tells
  * liquidation.c (liq_crossed), which only queues work.
+ *
+ * Snapshot.  The payload is what runs change: per collateral asset price,
+ * total, auction and treasury; per debt slot price, index, scaled total,
+ * cash, reserve, auction, bad debt and socialised; surplus, bad-debt value,
+ * accrual and refresh times, the liquidatable counts; the positions as
+ * struct-of-arrays bins (owners as 4-byte ids, collateral, scaled debt,
+ * group and generation bytes: about 40 bytes for one collateral and one
+ * debt); the multi group in its order; the subscribers; each index
+ * (liq_index.h: heaps and liquidatable list verbatim, amounts taken from
+ * the positions, so crossings are reported in the same order after a
+ * restore); then liquidation.c's part (auctions, counters) and
+ * lending_record.c's (the summary peak).  Restore rebuilds the owner map
+ * and checks every count, id, amount and the index against the positions.
  */
 #include <math.h>
 #include <stdio.h>
@@ -64,6 +77,7 @@
 #include "spiral/ledger.h"
 #include "spiral/module.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "lending-internal.h"
 #include "oracle.h"
@@ -1073,4 +1087,323 @@ int  lend_reindex(struct lending *L, size_t slot) { return reindex(L, slot); }
 void lend_reduce_debt(struct lending *L, size_t s, size_t j, double amount, double debt)
 {
     reduce_debt(L, s, j, amount, debt);
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+#define COLL_F64 4
+#define DEBT_F64 8
+#define POS_CAP0 64
+
+struct ix_ctx { const struct lending *L; size_t g; };
+
+/* The amounts index g holds for position `id` (liq_index.h). */
+static int ix_amounts(void *ctx, uint32_t id, double *c, double *debt)
+{
+    const struct ix_ctx *x = ctx;
+    const struct lending *L = x->L;
+    uint8_t want = x->g == L->nd ? LEND_GROUP_MULTI : (uint8_t)(x->g + 1);
+    if (id >= L->n_pos || L->group[id] != want) return 0;
+    if (L->na) memcpy(c, &L->pc[(size_t)id * L->na], L->na * sizeof *c);
+    *debt = x->g == L->nd ? multi_debt(L, id) : L->pd[(size_t)id * L->nd + x->g];
+    return 1;
+}
+
+/* The group a position's debts put it in (reindex; it differs only after
+ * a failed upsert). */
+static uint8_t owed_group(const struct lending *L, size_t s)
+{
+    size_t owing = 0, which = 0;
+    for (size_t j = 0; j < L->nd; j++)
+        if (L->pd[s * L->nd + j] > 0) { owing++; which = j; }
+    return owing == 0 ? LEND_GROUP_NONE : owing == 1 ? (uint8_t)(which + 1) : LEND_GROUP_MULTI;
+}
+
+/* Owners: [0, ids] or, when shorter, [1, (first id, run length) pairs] of
+ * runs of consecutive ids (a population opening positions in turn). */
+static int put_owners(const struct lending *L, struct sp_snapshot_writer *w)
+{
+    size_t n = L->n_pos, runs = 0;
+    for (size_t s = 0; s < n; s++) runs += s == 0 || L->owner[s] != L->owner[s - 1] + 1;
+    if (2 * runs >= n) {
+        sp_snap_put_u64(w, 0);
+        return sp_liq_snap_put_u32s(w, L->owner, n);
+    }
+    uint32_t *p = malloc(2 * runs * sizeof *p);
+    if (!p) return SP_ENOMEM;
+    size_t k = 0;
+    for (size_t s = 0; s < n; s++) {
+        if (s == 0 || L->owner[s] != L->owner[s - 1] + 1) { p[k++] = L->owner[s]; p[k++] = 0; }
+        p[k - 1]++;
+    }
+    sp_snap_put_u64(w, 1);
+    int rc = sp_liq_snap_put_u32s(w, p, k);
+    free(p);
+    return rc;
+}
+
+/* A byte per position as (slot, value) pairs where it differs from the
+ * usual: the group its debts give (group) or 0 (pgen). */
+static int put_sparse(const struct lending *L, const uint8_t *v, bool group,
+                      struct sp_snapshot_writer *w)
+{
+    size_t k = 0, cap = 0;
+    uint32_t *p = NULL;
+    for (size_t s = 0; s < L->n_pos; s++) {
+        if (v[s] == (group ? owed_group(L, s) : 0)) continue;
+        if (k + 2 > cap) {
+            cap = cap ? 2 * cap : 16;
+            uint32_t *q = realloc(p, cap * sizeof *q);
+            if (!q) { free(p); return SP_ENOMEM; }
+            p = q;
+        }
+        p[k++] = (uint32_t)s;
+        p[k++] = v[s];
+    }
+    int rc = sp_liq_snap_put_u32s(w, p, k);
+    free(p);
+    return rc;
+}
+
+static int get_sparse(struct lending *L, uint8_t *v, bool group, struct sp_snapshot_reader *r)
+{
+    const unsigned char *p;
+    size_t k;
+    if (sp_liq_snap_get_u32s(r, &p, &k)) return sp_snap_error(r);
+    if (k % 2) return sp_snap_fail(r, "an odd %s list", group ? "group" : "generation");
+    for (size_t s = 0; s < L->n_pos; s++) v[s] = group ? owed_group(L, s) : 0;
+    for (size_t i = 0; i < k; i += 2) {
+        uint32_t s = sp_liq_u32_at(p, i), x = sp_liq_u32_at(p, i + 1);
+        if (s >= L->n_pos || x > 255)
+            return sp_snap_fail(r, "%s of position %u: bad", group ? "group" : "generation", s);
+        v[s] = (uint8_t)x;
+    }
+    return SP_OK;
+}
+
+int lend_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct lending *L = self;
+    size_t na = L->na, nd = L->nd, n = L->n_pos;
+    double *cd = malloc((na * COLL_F64 + nd * DEBT_F64 + 1) * sizeof *cd);
+    uint64_t *subs = malloc((2 * L->n_subs + 1) * sizeof *subs);
+    if (!cd || !subs) { free(cd); free(subs); return SP_ENOMEM; }
+    double *x = cd;
+    for (size_t a = 0; a < na; a++) {
+        const struct lend_coll *c = &L->coll[a];
+        *x++ = c->price; *x++ = c->total; *x++ = c->auction; *x++ = c->treasury;
+    }
+    for (size_t j = 0; j < nd; j++) {
+        const struct lend_debt *d = &L->debt[j];
+        *x++ = d->price; *x++ = d->index; *x++ = d->scaled_total; *x++ = d->cash;
+        *x++ = d->reserve; *x++ = d->auction; *x++ = d->bad_debt; *x++ = d->socialized;
+    }
+    for (size_t i = 0; i < L->n_subs; i++) {
+        subs[2 * i] = L->subs[i].who;
+        subs[2 * i + 1] = L->subs[i].kind;
+    }
+    double f[2] = { L->surplus, L->bad_debt_value };
+    int64_t k[6] = { L->last_accrue, L->refreshed_at, L->fresh, (int64_t)L->n_liquidatable,
+                     (int64_t)L->max_liquidatable, (int64_t)L->n_writeoffs };
+    sp_snap_put_array(w, 15);
+    sp_snap_put_f64s(w, cd, na * COLL_F64);
+    sp_snap_put_f64s(w, cd + na * COLL_F64, nd * DEBT_F64);
+    sp_snap_put_f64s(w, f, 2);
+    sp_snap_put_i64s(w, k, 6);
+    int rc = put_owners(L, w);
+    sp_snap_put_f64s(w, L->pc, n * na);
+    sp_snap_put_f64s(w, L->pd, n * nd);
+    if (!rc) rc = put_sparse(L, L->group, true, w);
+    if (!rc) rc = put_sparse(L, L->pgen, false, w);
+    if (!rc) rc = sp_liq_snap_put_u32s(w, L->multi, L->n_multi);
+    sp_snap_put_u64s(w, subs, 2 * L->n_subs);
+    free(cd);
+    free(subs);
+    sp_snap_put_array(w, nd + 1);
+    for (size_t g = 0; g <= nd && !rc; g++) {
+        struct ix_ctx c = { L, g };
+        rc = sp_liq_index_snapshot(L->ix[g], (uint32_t)n, ix_amounts, &c, w);
+    }
+    if (!rc) rc = liq_snapshot(L, w);
+    if (!rc) rc = lend_record_snapshot(L, w);
+    return rc ? rc : sp_snap_writer_error(w);
+}
+
+/* Room for n positions, grown as slot_get grows it. */
+static int reserve_positions(struct lending *L, size_t n)
+{
+    if (n <= L->cap_pos) return SP_OK;
+    size_t cap = L->cap_pos ? L->cap_pos : POS_CAP0;
+    while (cap < n) cap *= 2;
+    sp_id *o = realloc(L->owner, cap * sizeof *o);
+    if (o) L->owner = o;
+    double *pc = realloc(L->pc, (L->na ? cap * L->na : 1) * sizeof *pc);
+    if (pc) L->pc = pc;
+    double *pd = realloc(L->pd, (L->nd ? cap * L->nd : 1) * sizeof *pd);
+    if (pd) L->pd = pd;
+    uint8_t *g = realloc(L->group, cap * sizeof *g);
+    if (g) L->group = g;
+    uint8_t *pg = realloc(L->pgen, cap * sizeof *pg);
+    if (pg) L->pgen = pg;
+    if (!o || !pc || !pd || !g || !pg) return SP_ENOMEM;
+    L->cap_pos = cap;
+    return SP_OK;
+}
+
+static int get_f64s_n(struct sp_snapshot_reader *r, double *v, size_t n, const char *what)
+{
+    size_t m;
+    if (sp_snap_peek_count(r, &m)) return sp_snap_error(r);
+    if (m != n) return sp_snap_fail(r, "%s: %zu values, expected %zu", what, m, n);
+    return sp_snap_get_f64s(r, v, n);
+}
+
+static bool bad_value(double x) { return !(x >= 0) || !isfinite(x); }
+
+static int restore_positions(struct lending *L, struct sp_snapshot_reader *r)
+{
+    struct sp_sim *sim = L->sim;
+    const unsigned char *own, *mul;
+    size_t n = 0, no, nm;
+    uint64_t mode;
+    size_t ne = sp_sim_entity_count(sim);
+    if (sp_snap_get_u64(r, &mode) || sp_liq_snap_get_u32s(r, &own, &no)) return sp_snap_error(r);
+    if (mode > 1 || (mode == 1 && no % 2)) return sp_snap_fail(r, "bad owner list");
+    if (mode == 0) n = no;
+    for (size_t i = 1; mode == 1 && i < no && n <= ne; i += 2) n += sp_liq_u32_at(own, i);
+    if (n > ne || n > SP_LIQ_INDEX_MAX_ID)
+        return sp_snap_fail(r, "%zu positions for %zu entities (a bad owner list)", n, ne);
+    if (reserve_positions(L, n)) return sp_snap_fail(r, "out of memory");
+    memset(L->slot_of, 0, L->n_slot_of * sizeof *L->slot_of);
+    L->n_pos = 0;
+    for (size_t i = 0, s = 0; s < n; i++) {
+        size_t len = mode == 0 ? 1 : sp_liq_u32_at(own, 2 * i + 1);
+        uint64_t first = mode == 0 ? sp_liq_u32_at(own, i) : sp_liq_u32_at(own, 2 * i);
+        for (size_t q = 0; q < len; q++, s++) {
+            uint64_t o = first + q;
+            if (o >= L->n_slot_of || o >= ne || L->slot_of[o])
+                return sp_snap_fail(r, "position %zu: bad or repeated owner %llu", s,
+                                    (unsigned long long)o);
+            L->owner[s] = (sp_id)o;
+            L->slot_of[o] = (uint32_t)s + 1;
+        }
+    }
+    L->n_pos = n;
+    if (get_f64s_n(r, L->pc, n * L->na, "collateral amounts") ||
+        get_f64s_n(r, L->pd, n * L->nd, "scaled debts"))
+        return sp_snap_error(r);
+    for (size_t i = 0; i < n * L->na; i++)
+        if (bad_value(L->pc[i])) return sp_snap_fail(r, "a bad collateral amount");
+    for (size_t i = 0; i < n * L->nd; i++)
+        if (bad_value(L->pd[i])) return sp_snap_fail(r, "a bad scaled debt");
+    if (get_sparse(L, L->group, true, r) || get_sparse(L, L->pgen, false, r))
+        return sp_snap_error(r);
+    size_t n_multi = 0;
+    for (size_t s = 0; s < n; s++) {
+        uint8_t g = L->group[s];
+        if (g != LEND_GROUP_NONE && g != LEND_GROUP_MULTI && g > L->nd)
+            return sp_snap_fail(r, "position %zu: bad group %u", s, g);
+        n_multi += g == LEND_GROUP_MULTI;
+    }
+    if (sp_liq_snap_get_u32s(r, &mul, &nm)) return sp_snap_error(r);
+    if (nm != n_multi) return sp_snap_fail(r, "%zu multi-debt positions listed, %zu marked", nm, n_multi);
+    if (nm > L->cap_multi) {
+        size_t cap = L->cap_multi ? L->cap_multi : 16;
+        while (cap < nm) cap *= 2;
+        uint32_t *p = realloc(L->multi, cap * sizeof *p);
+        if (!p) return sp_snap_fail(r, "out of memory");
+        L->multi = p;
+        L->cap_multi = cap;
+    }
+    L->n_multi = 0;
+    for (size_t i = 0; i < nm; i++) {
+        uint32_t s = sp_liq_u32_at(mul, i);
+        if (s >= n || L->group[s] != LEND_GROUP_MULTI)
+            return sp_snap_fail(r, "multi-debt list: bad slot %u", s);
+        L->group[s] = LEND_GROUP_MULTI - 1;           /* seen (restored below) */
+        L->multi[L->n_multi++] = s;
+    }
+    for (size_t i = 0; i < nm; i++) L->group[L->multi[i]] = LEND_GROUP_MULTI;
+    return SP_OK;
+}
+
+int lend_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct lending *L = self;
+    struct sp_sim *sim = L->sim;
+    size_t na = L->na, nd = L->nd, m;
+    double *cd = malloc((na * COLL_F64 + nd * DEBT_F64 + 1) * sizeof *cd);
+    if (!cd) return sp_snap_fail(r, "out of memory");
+    double f[2];
+    int64_t k[6];
+    sp_snap_get_array_n(r, 15);
+    get_f64s_n(r, cd, na * COLL_F64, "collateral assets");
+    get_f64s_n(r, cd + na * COLL_F64, nd * DEBT_F64, "debt slots");
+    get_f64s_n(r, f, 2, "protocol totals");
+    sp_snap_get_i64s(r, k, 6);
+    if (sp_snap_error(r)) { free(cd); return sp_snap_error(r); }
+    const double *x = cd;
+    for (size_t a = 0; a < na; a++) {
+        struct lend_coll *c = &L->coll[a];
+        c->price = *x++; c->total = *x++; c->auction = *x++; c->treasury = *x++;
+    }
+    for (size_t j = 0; j < nd; j++) {
+        struct lend_debt *d = &L->debt[j];
+        d->price = *x++; d->index = *x++; d->scaled_total = *x++; d->cash = *x++;
+        d->reserve = *x++; d->auction = *x++; d->bad_debt = *x++; d->socialized = *x++;
+        if (!(d->index > 0) || !isfinite(d->index)) { free(cd); return sp_snap_fail(r, "bad borrow index"); }
+    }
+    free(cd);
+    L->surplus = f[0];
+    L->bad_debt_value = f[1];
+    if (k[2] < 0 || k[2] > 1 || k[3] < 0 || k[4] < 0 || k[5] < 0 || k[0] < 0)
+        return sp_snap_fail(r, "bad protocol counters");
+    L->last_accrue = k[0];
+    L->refreshed_at = k[1];
+    L->fresh = k[2] == 1;
+    L->n_liquidatable = (size_t)k[3];
+    L->max_liquidatable = (size_t)k[4];
+    L->n_writeoffs = (uint64_t)k[5];
+    L->cur_gen = 0;
+    if (restore_positions(L, r)) return sp_snap_error(r);
+    /* subscribers to liquidatability changes */
+    if (sp_snap_peek_count(r, &m)) return sp_snap_error(r);
+    if (m % 2) return sp_snap_fail(r, "bad subscriber list");
+    uint64_t *subs = malloc((m ? m : 1) * sizeof *subs);
+    void *ns = realloc(L->subs, (m / 2 ? m / 2 : 1) * sizeof *L->subs);
+    if (ns) L->subs = ns;
+    if (!subs || !ns) { free(subs); return sp_snap_fail(r, "out of memory"); }
+    if (sp_snap_get_u64s(r, subs, m)) { free(subs); return sp_snap_error(r); }
+    L->n_subs = 0;
+    for (size_t i = 0; i < m / 2; i++) {
+        if (subs[2 * i] >= sp_sim_entity_count(sim) || subs[2 * i + 1] > UINT16_MAX) {
+            free(subs);
+            return sp_snap_fail(r, "bad subscriber %zu", i);
+        }
+        L->subs[i].who = (sp_id)subs[2 * i];
+        L->subs[i].kind = (uint16_t)subs[2 * i + 1];
+        L->n_subs = i + 1;
+    }
+    free(subs);
+    /* the indexes, exactly */
+    sp_snap_get_array_n(r, nd + 1);
+    size_t liq = 0;
+    for (size_t g = 0; g <= nd; g++) {
+        struct ix_ctx c = { L, g };
+        if (sp_liq_index_restore(L->ix[g], (uint32_t)L->n_pos, ix_amounts, &c, r))
+            return sp_snap_error(r);
+        liq += sp_liq_index_liquidatable(L->ix[g], NULL, 0);
+    }
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    for (size_t s = 0; s < L->n_pos; s++) {
+        uint8_t g = L->group[s];
+        if (g == LEND_GROUP_NONE) continue;
+        size_t ix = g == LEND_GROUP_MULTI ? nd : (size_t)g - 1;
+        if (sp_liq_index_is_liquidatable(L->ix[ix], (uint32_t)s) < 0)
+            return sp_snap_fail(r, "position %zu is not in its liquidation index", s);
+    }
+    if (liq != L->n_liquidatable || L->max_liquidatable < L->n_liquidatable)
+        return sp_snap_fail(r, "%zu liquidatable positions, counted %zu", liq, L->n_liquidatable);
+    if (liq_restore(L, r) || lend_record_restore(L, r)) return sp_snap_error(r);
+    return sp_snap_get_end(r);
 }

@@ -187,4 +187,5 @@ const struct sp_module_ops sp_protocol_cdp_ops = {
     .schema = &cdp_schema, .state_size = sizeof(struct lending),
     .init = cdp_init, .start = lend_start, .on_event = lend_on_event,
     .finish = lend_finish, .release = lend_release,
+    .snapshot = lend_snapshot, .restore = lend_restore,
 };

@@ -29,6 +29,9 @@
  * vault's shares posted elsewhere count again (the vault's collateral and
  * its shares are both in C), which is the re-hypothecation the metric is
  * for.  Recorded as +inf when C ≤ D.
+ *
+ * Snapshot: only the leader's peak multiplier (for /summary); the tables
+ * are created again by start and rows go on where the recorder left them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -39,6 +42,7 @@
 #include "spiral/ledger.h"
 #include "spiral/recorder.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "lending-internal.h"
 
@@ -397,4 +401,14 @@ void lend_record_release(struct lending *L)
         free(S->token_names);
         free(S);
     }
+}
+
+int lend_record_snapshot(const struct lending *L, struct sp_snapshot_writer *w)
+{
+    return L->sys ? sp_snap_put_f64(w, L->sys->max_multiplier) : sp_snap_put_nil(w);
+}
+
+int lend_record_restore(struct lending *L, struct sp_snapshot_reader *r)
+{
+    return L->sys ? sp_snap_get_f64(r, &L->sys->max_multiplier) : sp_snap_get_nil(r);
 }

@@ -79,11 +79,22 @@
  * the liquidatable list >= the number of positions, so moving a position
  * between sides never allocates.  The index owns all its memory; ids and
  * amounts are copied in.
+ *
+ * Snapshots (liq_index.h) save the heaps and the liquidatable list
+ * verbatim — their order is history and decides the order of reports —
+ * and take the positions' amounts from the owner, with the ids whose
+ * stored amounts differ (a lending protocol's multi-debt group stores a
+ * debt value the protocol does not keep) as exceptions.  Payload: [prices,
+ * exception ids, their live flags (bytes), their amounts (c[A], debt
+ * each), the liquidatable list, the 2A heaps as [keys, ids], the
+ * statistics].  Back-pointers, held counts and flags are re-derived, then
+ * sp_liq_index_check must pass.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "spiral/error.h"
+#include "spiral/snapshot.h"
 #include "liq_index.h"
 
 #define NONE UINT32_MAX
@@ -593,4 +604,230 @@ int sp_liq_index_check(const struct sp_liq_index *ix)
     if (n_live != ix->n_live || n_liq != ix->n_liq || ix->cap_liq < ix->n_live)
         return SP_EMODEL;
     return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+int sp_liq_snap_put_u32s(struct sp_snapshot_writer *w, const uint32_t *v, size_t n)
+{
+    if (n > UINT32_MAX / 4) return SP_ERANGE;
+    unsigned char *b = malloc(n ? 4 * n : 1);
+    if (!b) return SP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        b[4 * i] = (unsigned char)v[i];
+        b[4 * i + 1] = (unsigned char)(v[i] >> 8);
+        b[4 * i + 2] = (unsigned char)(v[i] >> 16);
+        b[4 * i + 3] = (unsigned char)(v[i] >> 24);
+    }
+    int rc = sp_snap_put_bytes(w, b, 4 * n);
+    free(b);
+    return rc;
+}
+
+int sp_liq_snap_get_u32s(struct sp_snapshot_reader *r, const unsigned char **p, size_t *n)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    if (sp_snap_get_bytes(r, &v, &len)) return sp_snap_error(r);
+    if (len % 4) return sp_snap_fail(r, "a bin of %zu bytes is not 4-byte values", len);
+    *p = v;
+    *n = len / 4;
+    return SP_OK;
+}
+
+int sp_liq_index_snapshot(const struct sp_liq_index *ix, uint32_t n, sp_liq_amounts_fn amounts,
+                          void *ctx, struct sp_snapshot_writer *w)
+{
+    uint32_t A = ix->n_assets, end = n > ix->cap_id ? n : ix->cap_id;
+    double c[SP_LIQ_INDEX_MAX_ASSETS], debt;
+    uint32_t *eid = NULL;
+    unsigned char *elive = NULL;
+    double *eamt = NULL;
+    size_t ne = 0, cap = 0;
+    int rc = SP_OK;
+    for (uint32_t id = 0; id < end && !rc; id++) {
+        int have = id < ix->cap_id && pos_of(ix, id)->live;
+        int want = 0;
+        if (id < n) {
+            memset(c, 0, A * sizeof *c);
+            debt = 0;
+            want = amounts(ctx, id, c, &debt) == 1;
+        }
+        if (have == want && (!have || (!memcmp(c, coll_of(ix, id), A * sizeof *c) &&
+                                       !memcmp(&debt, &pos_of(ix, id)->debt, sizeof debt))))
+            continue;
+        if (id >= n) { rc = SP_EMODEL; break; }   /* a position the owner does not have */
+        if (ne == cap) {
+            cap = cap ? 2 * cap : 8;
+            uint32_t *e1 = realloc(eid, cap * sizeof *e1);
+            if (e1) eid = e1;
+            unsigned char *e2 = realloc(elive, cap);
+            if (e2) elive = e2;
+            double *e3 = realloc(eamt, cap * (A + 1) * sizeof *e3);
+            if (e3) eamt = e3;
+            if (!e1 || !e2 || !e3) { rc = SP_ENOMEM; break; }
+        }
+        eid[ne] = id;
+        elive[ne] = (unsigned char)have;
+        double *x = &eamt[ne * (A + 1)];
+        if (have) {
+            memcpy(x, coll_of(ix, id), A * sizeof *x);
+            x[A] = pos_of(ix, id)->debt;
+        } else {
+            memset(x, 0, (A + 1) * sizeof *x);
+        }
+        ne++;
+    }
+    if (!rc) {
+        sp_snap_put_array(w, 7);
+        sp_snap_put_f64s(w, ix->price, A);
+        sp_liq_snap_put_u32s(w, eid, ne);
+        sp_snap_put_bytes(w, elive, ne);
+        sp_snap_put_f64s(w, eamt, ne * (A + 1));
+        sp_liq_snap_put_u32s(w, ix->liq, ix->n_liq);
+        sp_snap_put_array(w, 2 * (size_t)A);
+        for (uint32_t k = 0; k < 2 * A; k++) {
+            sp_snap_put_array(w, 2);
+            sp_snap_put_f64s(w, ix->heap[k].key, ix->heap[k].n);
+            sp_liq_snap_put_u32s(w, ix->heap[k].id, ix->heap[k].n);
+        }
+        const struct sp_liq_index_stats *st = &ix->st;
+        uint64_t s6[6] = { st->n_price_updates, st->n_touched, st->n_touched_multi,
+                           st->n_changed, st->n_upserts, st->n_removes };
+        rc = sp_snap_put_u64s(w, s6, 6);
+    }
+    free(eid);
+    free(elive);
+    free(eamt);
+    return rc;
+}
+
+static int bad_amounts(const double *c, uint32_t A, double debt)
+{
+    for (uint32_t a = 0; a < A; a++)
+        if (!isfinite(c[a]) || c[a] < 0.0) return 1;
+    return !isfinite(debt) || debt < 0.0;
+}
+
+/* Empty every heap and list and make every record dead, keeping capacity. */
+static void index_clear(struct sp_liq_index *ix)
+{
+    for (uint32_t id = 0; id < ix->cap_id; id++) {
+        memset(pos_of(ix, id), 0, ix->stride);
+        pos_of(ix, id)->lpos = NONE;
+        for (uint32_t a = 0; a < ix->n_assets; a++) *slot_of(ix, id, a) = NONE;
+    }
+    for (uint32_t k = 0; k < 2 * ix->n_assets; k++) ix->heap[k].n = 0;
+    memset(ix->n_held, 0, ix->n_assets * sizeof *ix->n_held);
+    ix->n_liq = 0;
+    ix->n_live = 0;
+}
+
+static int restore_heap(struct sp_liq_index *ix, uint32_t a, int side, uint32_t n,
+                        struct sp_snapshot_reader *r)
+{
+    struct heap *h = &ix->heap[2 * a + (uint32_t)side];
+    size_t m, m2;
+    const unsigned char *ids;
+    sp_snap_get_array_n(r, 2);
+    if (sp_snap_peek_count(r, &m)) return sp_snap_error(r);
+    if (m > n) return sp_snap_fail(r, "liquidation index: a heap of %zu entries for %u ids", m, n);
+    if (reserve_heaps(ix, a, (uint64_t)ix->n_held[a] + m)) return sp_snap_fail(r, "out of memory");
+    if (sp_snap_get_f64s(r, h->key, m) || sp_liq_snap_get_u32s(r, &ids, &m2))
+        return sp_snap_error(r);
+    if (m2 != m) return sp_snap_fail(r, "liquidation index: %zu keys but %zu ids", m, m2);
+    for (size_t i = 0; i < m; i++) {
+        uint32_t id = sp_liq_u32_at(ids, i);
+        if (isnan(h->key[i]) || id >= n || !pos_of(ix, id)->live || !(pos_of(ix, id)->debt > 0) ||
+            !held(ix, id, a) || *slot_of(ix, id, a) != NONE || pos_of(ix, id)->liq != side)
+            return sp_snap_fail(r, "liquidation index: bad entry %zu (id %u) in a heap of "
+                                "asset %u", i, id, a);
+        h->id[i] = id;
+        *slot_of(ix, id, a) = (uint32_t)i;
+        pos_of(ix, id)->n_held++;
+    }
+    h->n = (uint32_t)m;
+    ix->n_held[a] += (uint32_t)m;
+    return sp_snap_get_end(r);
+}
+
+int sp_liq_index_restore(struct sp_liq_index *ix, uint32_t n, sp_liq_amounts_fn amounts,
+                         void *ctx, struct sp_snapshot_reader *r)
+{
+    uint32_t A = ix->n_assets;
+    double c[SP_LIQ_INDEX_MAX_ASSETS], debt;
+    const unsigned char *p, *live;
+    const void *lv;
+    size_t m, k;
+    if (n > SP_LIQ_INDEX_MAX_ID) return sp_snap_fail(r, "liquidation index: %u ids", n);
+    if (n && (reserve_ids(ix, n) || reserve_list(ix, n))) return sp_snap_fail(r, "out of memory");
+    index_clear(ix);
+    for (uint32_t id = 0; id < n; id++) {
+        memset(c, 0, A * sizeof *c);
+        debt = 0;
+        if (amounts(ctx, id, c, &debt) != 1) continue;
+        if (bad_amounts(c, A, debt))
+            return sp_snap_fail(r, "liquidation index: position %u has bad amounts", id);
+        memcpy(coll_of(ix, id), c, A * sizeof *c);
+        pos_of(ix, id)->debt = debt;
+        pos_of(ix, id)->live = 1;
+        ix->n_live++;
+    }
+    sp_snap_get_array_n(r, 7);
+    if (sp_snap_peek_count(r, &m)) return sp_snap_error(r);
+    if (m != A) return sp_snap_fail(r, "liquidation index: %zu prices for %u assets", m, A);
+    if (sp_snap_get_f64s(r, ix->price, A)) return sp_snap_error(r);
+    for (uint32_t a = 0; a < A; a++)
+        if (!isfinite(ix->price[a]) || ix->price[a] < 0.0)
+            return sp_snap_fail(r, "liquidation index: bad price of asset %u", a);
+    /* exceptions: amounts the owner does not keep */
+    if (sp_liq_snap_get_u32s(r, &p, &m) || sp_snap_get_bytes(r, &lv, &k)) return sp_snap_error(r);
+    live = lv;
+    if (k != m) return sp_snap_fail(r, "liquidation index: %zu exceptions, %zu flags", m, k);
+    double *x = malloc((m ? m : 1) * (A + 1) * sizeof *x);
+    if (!x) return sp_snap_fail(r, "out of memory");
+    if (sp_snap_peek_count(r, &k) || k != m * (A + 1) || sp_snap_get_f64s(r, x, k)) {
+        free(x);
+        return sp_snap_error(r) ? sp_snap_error(r)
+                                : sp_snap_fail(r, "liquidation index: exception amounts");
+    }
+    for (size_t i = 0; i < m; i++) {
+        uint32_t id = sp_liq_u32_at(p, i);
+        const double *e = &x[i * (A + 1)];
+        if (id >= n || live[i] > 1 || bad_amounts(e, A, e[A])) {
+            free(x);
+            return sp_snap_fail(r, "liquidation index: bad exception %zu (id %u)", i, id);
+        }
+        struct pos *q = pos_of(ix, id);
+        if (q->live && !live[i]) ix->n_live--;
+        if (!q->live && live[i]) ix->n_live++;
+        q->live = live[i];
+        memcpy(coll_of(ix, id), e, A * sizeof *e);
+        q->debt = e[A];
+    }
+    free(x);
+    /* the liquidatable list, in order */
+    if (sp_liq_snap_get_u32s(r, &p, &m)) return sp_snap_error(r);
+    if (m > n) return sp_snap_fail(r, "liquidation index: %zu liquidatable of %u", m, n);
+    for (size_t i = 0; i < m; i++) {
+        uint32_t id = sp_liq_u32_at(p, i);
+        if (id >= n || !pos_of(ix, id)->live || pos_of(ix, id)->liq)
+            return sp_snap_fail(r, "liquidation index: bad liquidatable id %u", id);
+        pos_of(ix, id)->liq = 1;
+        pos_of(ix, id)->lpos = (uint32_t)i;
+        ix->liq[i] = id;
+    }
+    ix->n_liq = (uint32_t)m;
+    /* the heaps, in array order */
+    sp_snap_get_array_n(r, 2 * (size_t)A);
+    for (uint32_t a = 0; a < A; a++)
+        for (int side = 0; side < 2; side++)
+            if (restore_heap(ix, a, side, n, r)) return sp_snap_error(r);
+    sp_snap_get_end(r);
+    uint64_t s6[6];
+    if (sp_snap_get_u64s(r, s6, 6)) return sp_snap_error(r);
+    ix->st = (struct sp_liq_index_stats){ s6[0], s6[1], s6[2], s6[3], s6[4], s6[5] };
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    if (sp_liq_index_check(ix)) return sp_snap_fail(r, "liquidation index: inconsistent state");
+    return SP_OK;
 }

@@ -96,6 +96,39 @@ size_t sp_liq_index_count(const struct sp_liq_index *ix);
 size_t sp_liq_index_bytes(const struct sp_liq_index *ix);
 void sp_liq_index_stats(const struct sp_liq_index *ix, struct sp_liq_index_stats *st);
 
+/* ---- snapshots (spiral/snapshot.h) -------------------------------------------
+ *
+ * The heaps hold certificates computed at the prices of each position's
+ * last check, so their keys, their order and the order of the
+ * liquidatable list depend on history, and the order in which a later
+ * price update reports crossings follows them: an index rebuilt from the
+ * positions would report in another order.  So the snapshot stores the
+ * index exactly — prices, every heap (keys and ids, in array order), the
+ * liquidatable list, the statistics — except the positions' amounts, which
+ * the owner keeps anyway: `amounts` gives, for id < n, whether the id is in
+ * the index and its collateral c[n_assets] and debt.  Ids whose stored
+ * amounts differ bitwise from what it gives are saved as exceptions.
+ * Restore rebuilds the records and back-pointers from that and verifies
+ * every invariant (sp_liq_index_check); the statistics come back too. */
+struct sp_snapshot_writer;
+struct sp_snapshot_reader;
+typedef int (*sp_liq_amounts_fn)(void *ctx, uint32_t id, double *c, double *debt);
+int sp_liq_index_snapshot(const struct sp_liq_index *ix, uint32_t n, sp_liq_amounts_fn amounts,
+                          void *ctx, struct sp_snapshot_writer *w);
+int sp_liq_index_restore(struct sp_liq_index *ix, uint32_t n, sp_liq_amounts_fn amounts,
+                         void *ctx, struct sp_snapshot_reader *r);
+
+/* uint32 arrays in snapshots: one bin of 4-byte little-endian values. */
+int sp_liq_snap_put_u32s(struct sp_snapshot_writer *w, const uint32_t *v, size_t n);
+/* The next bin as *n values at *p (valid during restore); read them with
+ * sp_liq_u32_at. */
+int sp_liq_snap_get_u32s(struct sp_snapshot_reader *r, const unsigned char **p, size_t *n);
+static inline uint32_t sp_liq_u32_at(const unsigned char *p, size_t i)
+{
+    p += 4 * i;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Debug: verify every invariant in O(n·A) — heap order and back-pointers,
  * each position's state equals W < D at current prices, each stored bound
  * on the right side of the current price, the liquidatable list.  0 or

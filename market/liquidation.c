@@ -47,6 +47,15 @@
  * oracles that delivered at that instant, 0 for crossings by accrual or by
  * actions); its liquidation rows, its auction and its amm_direct sales carry
  * it.
+ *
+ * Snapshot (inside the protocol's payload, lending.c): the counters behind
+ * /summary (liquidations, kicks, closes, zero bids, skips, liquidated
+ * value, deepest generation), the Hole's dirt, whether a pass is queued
+ * (its event is in the restored queue), the first live auction, the
+ * auction subscribers, and every auction ever kicked (ids are positions in
+ * that array, closed ones stay) as two bins: 13 doubles and 16 integers
+ * each, the dutch and english states both.  The mechanism, the venue and
+ * the tables come from the config and start.
  */
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +68,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "lending-internal.h"
@@ -1220,4 +1230,162 @@ static void pass(struct lending *L)
 void liq_on_event(struct lending *L, struct sp_event *ev)
 {
     if (ev->kind == LEND_EV_LIQUIDATE && L->liq) pass(L);
+}
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+#define AUC_F64 13
+#define AUC_I64 16
+
+static void auction_put(const struct liq_auction *au, double *f, int64_t *k)
+{
+    double fv[AUC_F64] = { au->d.tab, au->d.lot, au->d.top, au->e.bid, au->e.lot, au->e.tab,
+                           au->debt, au->raised, au->lot0, au->tab0, au->value0,
+                           au->lot_returned, au->last_price };
+    int64_t kv[AUC_I64] = { au->mech, au->owner, au->a, au->j, au->d.tic, au->d.live,
+                            au->e.guy, au->e.n_bids, au->e.tic, au->e.end, au->e.live,
+                            au->winner, au->n_bids, au->start, au->generation, au->live };
+    memcpy(f, fv, sizeof fv);
+    memcpy(k, kv, sizeof kv);
+}
+
+static bool id_ok(const struct lending *L, int64_t id, bool none_ok)
+{
+    return (none_ok && id == (int64_t)SP_ID_NONE) ||
+           (id >= 0 && (uint64_t)id < sp_sim_entity_count(L->sim));
+}
+
+static int auction_get(const struct lending *L, struct liq_auction *au, const double *f,
+                       const int64_t *k)
+{
+    memset(au, 0, sizeof *au);
+    if ((k[0] != SP_LIQ_DUTCH && k[0] != SP_LIQ_ENGLISH) || !id_ok(L, k[1], false) ||
+        k[2] < 0 || (uint64_t)k[2] >= L->na || k[3] < 0 || (uint64_t)k[3] >= L->nd ||
+        !id_ok(L, k[6], true) || !id_ok(L, k[11], true) || k[7] < 0 || k[7] > INT32_MAX ||
+        k[12] < 0 || k[12] > INT32_MAX || k[14] < -1 || k[14] > 255 ||
+        (k[5] | k[10] | k[15]) & ~(int64_t)1)
+        return SP_SNAPSHOT_EFORMAT;
+    au->d = (struct sp_dutch_auction){ f[0], f[1], f[2], k[4], (int)k[5] };
+    au->e = (struct sp_english_auction){ f[3], f[4], f[5], (sp_id)k[6], (int)k[7], k[8], k[9],
+                                         (int)k[10] };
+    au->debt = f[6];
+    au->raised = f[7];
+    au->lot0 = f[8];
+    au->tab0 = f[9];
+    au->value0 = f[10];
+    au->lot_returned = f[11];
+    au->last_price = f[12];
+    au->mech = (int)k[0];
+    au->owner = (sp_id)k[1];
+    au->a = (int)k[2];
+    au->j = (int)k[3];
+    au->winner = (sp_id)k[11];
+    au->n_bids = (int)k[12];
+    au->start = k[13];
+    au->generation = (int)k[14];
+    au->live = k[15] == 1;
+    return SP_OK;
+}
+
+int liq_snapshot(const struct lending *L, struct sp_snapshot_writer *w)
+{
+    const struct liq_state *Q = L->liq;
+    if (!Q) return sp_snap_put_nil(w);
+    size_t n = Q->n_auc;
+    double *f = malloc((n * AUC_F64 + 1) * sizeof *f);
+    int64_t *k = malloc((n * AUC_I64 + 1) * sizeof *k);
+    uint64_t *subs = malloc((2 * Q->n_subs + 1) * sizeof *subs);
+    if (!f || !k || !subs) { free(f); free(k); free(subs); return SP_ENOMEM; }
+    for (size_t i = 0; i < n; i++) auction_put(&Q->auc[i], f + i * AUC_F64, k + i * AUC_I64);
+    for (size_t i = 0; i < Q->n_subs; i++) {
+        subs[2 * i] = Q->subs[i].who;
+        subs[2 * i + 1] = Q->subs[i].kind;
+    }
+    int64_t c[8] = { (int64_t)Q->first_live, Q->pass_pending, (int64_t)Q->n_liq,
+                     (int64_t)Q->n_kicked, (int64_t)Q->n_closed, (int64_t)Q->n_zero,
+                     (int64_t)Q->n_skipped, Q->max_gen };
+    double v[2] = { Q->dirt, Q->liquidated_value };
+    sp_snap_put_array(w, 5);
+    sp_snap_put_i64s(w, c, 8);
+    sp_snap_put_f64s(w, v, 2);
+    sp_snap_put_u64s(w, subs, 2 * Q->n_subs);
+    sp_snap_put_f64s(w, f, n * AUC_F64);
+    int rc = sp_snap_put_i64s(w, k, n * AUC_I64);
+    free(f);
+    free(k);
+    free(subs);
+    return rc;
+}
+
+int liq_restore(struct lending *L, struct sp_snapshot_reader *r)
+{
+    struct liq_state *Q = L->liq;
+    if (!Q) return sp_snap_get_nil(r);
+    int64_t c[8];
+    double v[2];
+    size_t m, nf, nk;
+    sp_snap_get_array_n(r, 5);
+    sp_snap_get_i64s(r, c, 8);
+    sp_snap_get_f64s(r, v, 2);
+    if (sp_snap_peek_count(r, &m)) return sp_snap_error(r);
+    if (m % 2) return sp_snap_fail(r, "bad auction subscriber list");
+    uint64_t *subs = malloc((m ? m : 1) * sizeof *subs);
+    struct liq_sub *ns = realloc(Q->subs, (m / 2 ? m / 2 : 1) * sizeof *ns);
+    if (ns) Q->subs = ns;
+    if (!subs || !ns) { free(subs); return sp_snap_fail(r, "out of memory"); }
+    if (sp_snap_get_u64s(r, subs, m)) { free(subs); return sp_snap_error(r); }
+    Q->n_subs = 0;
+    for (size_t i = 0; i < m / 2; i++) {
+        if (!id_ok(L, (int64_t)subs[2 * i], false) || subs[2 * i + 1] > UINT16_MAX) {
+            free(subs);
+            return sp_snap_fail(r, "bad auction subscriber %zu", i);
+        }
+        Q->subs[Q->n_subs++] = (struct liq_sub){ (sp_id)subs[2 * i], (uint16_t)subs[2 * i + 1] };
+    }
+    free(subs);
+    if (sp_snap_peek_count(r, &nf)) return sp_snap_error(r);
+    if (nf % AUC_F64) return sp_snap_fail(r, "bad auction bin");
+    size_t n = nf / AUC_F64;
+    double *f = malloc((nf ? nf : 1) * sizeof *f);
+    if (!f) return sp_snap_fail(r, "out of memory");
+    if (sp_snap_get_f64s(r, f, nf) || sp_snap_peek_count(r, &nk)) { free(f); return sp_snap_error(r); }
+    if (nk != n * AUC_I64) { free(f); return sp_snap_fail(r, "%zu auctions but %zu integers", n, nk); }
+    int64_t *k = malloc((nk ? nk : 1) * sizeof *k);
+    if (!k) { free(f); return sp_snap_fail(r, "out of memory"); }
+    if (sp_snap_get_i64s(r, k, nk)) { free(f); free(k); return sp_snap_error(r); }
+    if (n > Q->cap_auc) {
+        size_t cap = Q->cap_auc ? Q->cap_auc : 16;
+        while (cap < n) cap *= 2;
+        struct liq_auction *p = realloc(Q->auc, cap * sizeof *p);
+        if (!p) { free(f); free(k); return sp_snap_fail(r, "out of memory"); }
+        Q->auc = p;
+        Q->cap_auc = cap;
+    }
+    Q->n_auc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (auction_get(L, &Q->auc[i], f + i * AUC_F64, k + i * AUC_I64)) {
+            free(f);
+            free(k);
+            return sp_snap_fail(r, "auction %zu: bad state", i + 1);
+        }
+        Q->n_auc = i + 1;
+    }
+    free(f);
+    free(k);
+    if (c[0] < 0 || (uint64_t)c[0] > n || c[1] < 0 || c[1] > 1 || c[2] < 0 || c[3] < 0 ||
+        c[4] < 0 || c[5] < 0 || c[6] < 0 || c[7] < -1 || c[7] > 255 || (uint64_t)c[3] != n)
+        return sp_snap_fail(r, "bad liquidation counters");
+    for (size_t i = 0; i < (size_t)c[0]; i++)
+        if (Q->auc[i].live) return sp_snap_fail(r, "live auction %zu below first_live", i + 1);
+    Q->first_live = (size_t)c[0];
+    Q->pass_pending = c[1] == 1;
+    Q->n_liq = (uint64_t)c[2];
+    Q->n_kicked = (uint64_t)c[3];
+    Q->n_closed = (uint64_t)c[4];
+    Q->n_zero = (uint64_t)c[5];
+    Q->n_skipped = (uint64_t)c[6];
+    Q->max_gen = (int)c[7];
+    Q->dirt = v[0];
+    Q->liquidated_value = v[1];
+    return sp_snap_get_end(r);
 }
