@@ -29,6 +29,12 @@
  * (members that decided to run), first_run_<name> (seconds; −1 if nobody
  * ran), withdrawn_<name> (token units paid back to runners),
  * n_unserved_<name> (runners still holding receipts or shares at the end).
+ *
+ * Snapshot.  Its draws come back from init (same stream, same config); its
+ * receipts or shares are in the ledger and its deposit, watch and run
+ * events in the queue.  The payload is its run state: deposited, ran,
+ * pending (a run decided, its EV_RUN queued), the peak price it has seen,
+ * when it decided to run (-1: never) and what it has been paid back.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -41,6 +47,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "lending.h"
@@ -369,6 +376,46 @@ static void depositor_finish(void *self, struct sp_sim *sim)
     sp_sim_summary(sim, key, (double)unserved);
 }
 
+/* ---- snapshot --------------------------------------------------------------- */
+
+static int depositor_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct depositor *d = self;
+    sp_snap_put_array(w, 6);
+    sp_snap_put_bool(w, d->deposited);
+    sp_snap_put_bool(w, d->ran);
+    sp_snap_put_bool(w, d->pending);
+    sp_snap_put_f64(w, d->peak);
+    sp_snap_put_i64(w, d->run_at);
+    return sp_snap_put_f64(w, d->withdrawn);
+}
+
+static int depositor_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct depositor *d = self;
+    bool deposited = false, ran = false, pending = false;
+    double peak = 0, withdrawn = 0;
+    int64_t run_at = -1;
+    sp_snap_get_array_n(r, 6);
+    sp_snap_get_bool(r, &deposited);
+    sp_snap_get_bool(r, &ran);
+    sp_snap_get_bool(r, &pending);
+    sp_snap_get_f64(r, &peak);
+    sp_snap_get_i64(r, &run_at);
+    sp_snap_get_f64(r, &withdrawn);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    if (run_at < -1 || (run_at >= 0) != pending || (ran && !pending))
+        return sp_snap_fail(r, "inconsistent run state (run_at %lld, pending %d, ran %d)",
+                            (long long)run_at, pending, ran);
+    d->deposited = deposited;
+    d->ran = ran;
+    d->pending = pending;
+    d->peak = peak;
+    d->run_at = run_at;
+    d->withdrawn = withdrawn;
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_depositor_ops = {
     .kind = "agent", .type = "depositor",
     .summary = "deposits into a lending pool or a vault; runs when the share price draws down "
@@ -376,4 +423,5 @@ const struct sp_module_ops sp_agent_depositor_ops = {
     .schema = &depositor_schema, .state_size = sizeof(struct depositor),
     .count = depositor_count, .init = depositor_init, .start = depositor_start,
     .on_event = depositor_on_event, .finish = depositor_finish,
+    .snapshot = depositor_snapshot, .restore = depositor_restore,
 };

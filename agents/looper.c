@@ -69,6 +69,13 @@
  * convert at the vault's share price, the slippage guard prices the asset
  * at p_share / share price.  This is the second layer of a vault chain:
  * ETH borrowed against vault shares, looped back into the vault.
+ *
+ * Snapshot.  Its draws (capital, target, reaction, inattentive, start) and
+ * everything init resolves come back from init with the same stream; the
+ * payload is what changes while running: the spare still in its wallet,
+ * the exposure it defends, whether it has looped and whether a reaction
+ * (an EV_ACT event, restored with the queue) is pending, its counters and
+ * its slippage.  No event handles: its events are untracked.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -82,6 +89,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/world.h"
 #include "lending.h"
 #include "vault.h"
@@ -821,6 +829,55 @@ static void looper_finish(void *self, struct sp_sim *sim)
     }
 }
 
+/* ---- snapshot --------------------------------------------------------------- */
+
+static int looper_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct looper *l = self;
+    sp_snap_put_array(w, 10);
+    sp_snap_put_f64(w, l->spare_left);
+    sp_snap_put_f64(w, l->e_target);
+    sp_snap_put_bool(w, l->looped);
+    sp_snap_put_bool(w, l->pending);
+    sp_snap_put_i64(w, l->n_loops);
+    sp_snap_put_i64(w, l->n_delev);
+    sp_snap_put_i64(w, l->n_margin);
+    sp_snap_put_i64(w, l->n_stuck);
+    sp_snap_put_i64(w, l->n_reverted);
+    return sp_snap_put_f64(w, l->slippage);
+}
+
+static int looper_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct looper *l = self;
+    double spare = 0, e_target = 0, slippage = 0;
+    bool looped = false, pending = false;
+    int64_t n[5] = { 0 };
+    sp_snap_get_array_n(r, 10);
+    sp_snap_get_f64(r, &spare);
+    sp_snap_get_f64(r, &e_target);
+    sp_snap_get_bool(r, &looped);
+    sp_snap_get_bool(r, &pending);
+    for (size_t i = 0; i < 5; i++) sp_snap_get_i64(r, &n[i]);
+    sp_snap_get_f64(r, &slippage);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    if (!(spare >= 0) || !isfinite(spare))
+        return sp_snap_fail(r, "spare %g is not a finite amount >= 0", spare);
+    for (size_t i = 0; i < 5; i++)
+        if (n[i] < 0) return sp_snap_fail(r, "counter %zu is negative", i);
+    l->spare_left = spare;
+    l->e_target = e_target;
+    l->looped = looped;
+    l->pending = pending;
+    l->n_loops = n[0];
+    l->n_delev = n[1];
+    l->n_margin = n[2];
+    l->n_stuck = n[3];
+    l->n_reverted = n[4];
+    l->slippage = slippage;
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_looper_ops = {
     .kind = "agent", .type = "looper",
     .summary = "loops deposit-borrow-swap on a lending protocol to a target leverage, then "
@@ -828,4 +885,5 @@ const struct sp_module_ops sp_agent_looper_ops = {
     .schema = &looper_schema, .state_size = sizeof(struct looper),
     .count = looper_count, .init = looper_init, .start = looper_start,
     .on_event = looper_on_event, .finish = looper_finish,
+    .snapshot = looper_snapshot, .restore = looper_restore,
 };

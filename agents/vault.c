@@ -78,6 +78,14 @@
  * share_price, leverage, collateral, debt, idle), and /summary
  * rebalances_<name>, slippage_<name>, redemptions_<name>, deposits_<name>,
  * unpaid_<name>, min_share_price_<name>, final_share_price_<name>.
+ *
+ * Snapshot.  Its books are not its own state: collateral and debt are the
+ * protocol's (restored by it), idle asset, idle debt and the share supply
+ * the ledger's (restored by the engine), and its keeper and sample ticks are
+ * queued events.  Redemptions complete inside the call, so none is ever in
+ * flight.  The payload is the rest of what changes: the last finite share
+ * price (the share token's rate when NAV is unpriced), the lowest share
+ * price seen, the slippage and unpaid sums and the three counters.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -91,6 +99,7 @@
 #include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "lending.h"
@@ -796,10 +805,52 @@ static void vault_finish(void *self, struct sp_sim *sim)
     sp_sim_summary(sim, key, p);
 }
 
+/* ---- snapshot --------------------------------------------------------------- */
+
+static int vault_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct vault *v = self;
+    sp_snap_put_array(w, 7);
+    sp_snap_put_f64(w, v->last_price);
+    sp_snap_put_f64(w, v->min_price);
+    sp_snap_put_f64(w, v->slippage);
+    sp_snap_put_f64(w, v->unpaid);
+    sp_snap_put_i64(w, v->n_rebalances);
+    sp_snap_put_i64(w, v->n_redemptions);
+    return sp_snap_put_i64(w, v->n_deposits);
+}
+
+static int vault_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct vault *v = self;
+    double last = 0, min = 0, slippage = 0, unpaid = 0;
+    int64_t n[3] = { 0 };
+    sp_snap_get_array_n(r, 7);
+    sp_snap_get_f64(r, &last);
+    sp_snap_get_f64(r, &min);
+    sp_snap_get_f64(r, &slippage);
+    sp_snap_get_f64(r, &unpaid);
+    for (size_t i = 0; i < 3; i++) sp_snap_get_i64(r, &n[i]);
+    if (sp_snap_get_end(r)) return sp_snap_error(r);
+    /* The share token's rate must stay finite and >= 0 (rate_fn). */
+    if (!(last >= 0) || !isfinite(last))
+        return sp_snap_fail(r, "last share price %g is not a finite price >= 0", last);
+    for (size_t i = 0; i < 3; i++)
+        if (n[i] < 0) return sp_snap_fail(r, "counter %zu is negative", i);
+    v->last_price = last;
+    v->min_price = min;
+    v->slippage = slippage;
+    v->unpaid = unpaid;
+    v->n_rebalances = n[0];
+    v->n_redemptions = n[1];
+    v->n_deposits = n[2];
+    return SP_OK;
+}
+
 const struct sp_module_ops sp_agent_vault_ops = {
     .kind = "agent", .type = "vault",
     .summary = "ERC-4626 vault looping its asset on a lending protocol to a target leverage",
     .schema = &vault_schema, .state_size = sizeof(struct vault),
     .init = vault_init, .start = vault_start, .on_event = vault_on_event,
-    .finish = vault_finish,
+    .finish = vault_finish, .snapshot = vault_snapshot, .restore = vault_restore,
 };
