@@ -93,6 +93,22 @@
  *
  * /summary per population (members summed by the last one; NAME without
  * the member suffix): see docs/output.md, n_liquidations_NAME and the rest.
+ *
+ * Snapshot (docs/snapshot.md).  The payload is what moves while running:
+ * the opportunity serial, last_gen, the /summary counters and money
+ * (profit, gas, repaid, latency and wait sums) as two bins; every
+ * opportunity slot, used or not, as struct-of-arrays bins (flags, action
+ * and serial; protocol and target; tokens; amount and limit; seen and
+ * submitted) — queued decide events and the chain's transactions name a
+ * slot and its serial — with the free stack in its exact order and the
+ * table's capacity; and the standing English bids in array order (polls
+ * review them last to first, removals swap in the last).  The hash table
+ * is rebuilt from the used slots (only lookups read it, so its layout
+ * does not matter); protocols, venues, the capital token and the member's
+ * draws (capital, latency, min_profit, margin, inattentive) come back from
+ * init, the mechanisms from start, the capital itself with the ledger.
+ * Restore checks slot counts, the free stack (every slot used or free
+ * exactly once), protocol indexes, tokens and duplicate targets.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -106,6 +122,7 @@
 #include "spiral/module.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
+#include "spiral/snapshot.h"
 #include "spiral/token.h"
 #include "spiral/world.h"
 #include "chain.h"
@@ -119,6 +136,7 @@ enum { GAS_FIXED, GAS_ADAPTIVE };
 enum { BID_INCREMENT, BID_JUMP };
 
 #define GWEI 1e-9                  /* gas token per gwei */
+#define FLASH_FEE_DEFAULT "0.09%"  /* Aave v3's flash-loan premium */
 #define SEARCH_ITERS 60            /* golden-section steps for the best liquidation size */
 
 /* ---- config ---------------------------------------------------------------- */
@@ -240,10 +258,13 @@ static int keeper_check(void *bound, const struct sp_check_ctx *ctx)
                       "`flash: true`");
         rc = SP_ECONFIG;
     }
-    if (!c->flash && sp_node_get(ctx->node, "flash_fee") &&
-        !(sp_node_get(ctx->node, "flash_fee")->flags & SP_NODE_DEFAULT)) {
-        sp_diag_error(ctx->diag, sp_node_get(ctx->node, "flash_fee"),
-                      "flash_fee applies with `flash: true` only");
+    /* A resolved scenario (/config.yaml, a snapshot's) writes the default
+     * out: only another value without flash is a mistake. */
+    const struct sp_node *ff = sp_node_get(ctx->node, "flash_fee");
+    double ff_default = 0;
+    if (sp_parse_fraction(FLASH_FEE_DEFAULT, &ff_default)) ff_default = NAN;
+    if (!c->flash && ff && !(ff->flags & SP_NODE_DEFAULT) && c->flash_fee != ff_default) {
+        sp_diag_error(ctx->diag, ff, "flash_fee applies with `flash: true` only");
         rc = SP_ECONFIG;
     }
     return rc;
@@ -269,7 +290,8 @@ static const struct sp_field keeper_fields[] = {
       "Unlimited flash liquidity for fixed-spread liquidations and Dutch takes: borrows the "
       "debt token inside the transaction, repays it from the sale.",
       offsetof(struct keeper_cfg, flash), NULL, 0 },
-    { "flash_fee", SP_T_FRACTION, SP_F_MIN | SP_F_MAX_EXCL, 0, 1, "0.09%", "fraction",
+    { "flash_fee", SP_T_FRACTION, SP_F_MIN | SP_F_MAX_EXCL, 0, 1, FLASH_FEE_DEFAULT,
+      "fraction",
       "Fee on a flash loan (Aave v3: 0.05-0.09 %).", offsetof(struct keeper_cfg, flash_fee),
       NULL, 0 },
     { "gas_policy", SP_T_ENUM, 0, 0, 0, "adaptive", NULL,
@@ -1503,6 +1525,255 @@ static void keeper_finish(void *self, struct sp_sim *sim)
     }
 }
 
+/* ---- snapshot ------------------------------------------------------------------- */
+
+/* Counters and money for /summary, in payload order. */
+#define KEEPER_COUNTS(X)                                                                   \
+    X(n_liq) X(n_bark) X(n_take) X(n_redo) X(n_bid) X(n_deal) X(n_win) X(n_tx)              \
+    X(n_included) X(n_failed) X(n_reverted) X(n_dropped) X(n_skipped) X(n_capital_bound)    \
+    X(n_exec)
+#define KEEPER_MONEY(X) X(profit) X(gas_spent) X(repaid) X(latency_sum) X(wait_sum)
+#define KEEPER_ONE(f) +1
+enum { N_COUNTS = 0 KEEPER_COUNTS(KEEPER_ONE), N_MONEY = 0 KEEPER_MONEY(KEEPER_ONE) };
+enum { SNAP_FIELDS = 14 };
+
+static uint64_t pend_meta(const struct pend *p)
+{
+    return (uint64_t)p->used | (uint64_t)p->auction << 1 | (uint64_t)p->act << 8 |
+           (uint64_t)p->serial << 32;
+}
+
+static int keeper_snapshot(const void *self, struct sp_snapshot_writer *w)
+{
+    const struct keeper *k = self;
+    size_t n = k->n_pend, ne = k->n_eng;
+#define KEEPER_GET(f) k->f,
+    const int64_t counts[N_COUNTS] = { KEEPER_COUNTS(KEEPER_GET) };
+    const double money[N_MONEY] = { KEEPER_MONEY(KEEPER_GET) };
+#undef KEEPER_GET
+    size_t words = 8 * n + 5 * ne;
+    uint64_t *buf = malloc((words ? words : 1) * sizeof *buf);
+    if (!buf) return SP_ENOMEM;
+    uint64_t *meta = buf, *ref = meta + n, *eref = buf + 8 * n;
+    int64_t *tok = (int64_t *)(ref + n), *tim = tok + 2 * n, *eint = (int64_t *)(eref + ne);
+    double *val = (double *)(tim + 2 * n), *paid = (double *)(eint + 3 * ne);
+    for (size_t i = 0; i < n; i++) {
+        const struct pend *p = &k->pend[i];
+        meta[i] = pend_meta(p);
+        ref[i] = (uint64_t)p->pi << 32 | p->target;
+        tok[2 * i] = p->debt;
+        tok[2 * i + 1] = p->coll;
+        val[2 * i] = p->amount;
+        val[2 * i + 1] = p->limit;
+        tim[2 * i] = p->seen;
+        tim[2 * i + 1] = p->submitted;
+    }
+    for (size_t i = 0; i < ne; i++) {
+        const struct engage *e = &k->eng[i];
+        eref[i] = (uint64_t)e->pi << 32 | e->id;
+        eint[3 * i] = e->debt;
+        eint[3 * i + 1] = e->coll;
+        eint[3 * i + 2] = e->generation;
+        paid[i] = e->paid;
+    }
+    uint64_t *fr = malloc((k->n_free ? k->n_free : 1) * sizeof *fr);
+    if (!fr) { free(buf); return SP_ENOMEM; }
+    for (size_t i = 0; i < k->n_free; i++) fr[i] = k->free_slots[i];
+    sp_snap_put_array(w, SNAP_FIELDS);
+    sp_snap_put_u64(w, k->serial);
+    sp_snap_put_i64(w, k->last_gen);
+    sp_snap_put_u64(w, k->ht_cap);
+    sp_snap_put_i64s(w, counts, N_COUNTS);
+    sp_snap_put_f64s(w, money, N_MONEY);
+    sp_snap_put_u64s(w, meta, n);
+    sp_snap_put_u64s(w, ref, n);
+    sp_snap_put_i64s(w, tok, 2 * n);
+    sp_snap_put_f64s(w, val, 2 * n);
+    sp_snap_put_i64s(w, tim, 2 * n);
+    sp_snap_put_u64s(w, fr, k->n_free);
+    sp_snap_put_u64s(w, eref, ne);
+    sp_snap_put_i64s(w, eint, 3 * ne);
+    int rc = sp_snap_put_f64s(w, paid, ne);
+    free(buf);
+    free(fr);
+    return rc;
+}
+
+/* The opportunities read back: slots, free stack and table checked and
+ * installed (the table rebuilt in slot order: only lookups read it). */
+static int restore_pend(struct keeper *k, struct sp_snapshot_reader *r, const uint64_t *meta,
+                        const uint64_t *ref, const int64_t *tok, const double *val,
+                        const int64_t *tim, size_t n, const uint64_t *fr, size_t n_free,
+                        uint64_t ht_cap)
+{
+    int64_t ntok = (int64_t)sp_token_count(sp_snap_sim(r));
+    if (n && (n < 8 || (n & (n - 1)) || n > UINT32_MAX))
+        return sp_snap_fail(r, "%zu opportunity slots (not 0 or 8 x a power of two)", n);
+    if (n ? ht_cap < 16 || (ht_cap & (ht_cap - 1)) || ht_cap > 8 * (uint64_t)n + 16 : ht_cap)
+        return sp_snap_fail(r, "opportunity table of %llu for %zu slots",
+                            (unsigned long long)ht_cap, n);
+    struct pend *pend = calloc(n ? n : 1, sizeof *pend);
+    uint32_t *fs = malloc((n ? n : 1) * sizeof *fs);
+    uint32_t *ht = calloc(ht_cap ? ht_cap : 1, sizeof *ht);
+    bool *seen = calloc(n ? n : 1, sizeof *seen);
+    size_t n_used = 0;
+    if (!pend || !fs || !ht || !seen) {
+        sp_snap_fail(r, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pend *p = &pend[i];
+        uint64_t m = meta[i];
+        p->used = m & 1;
+        p->auction = (m >> 1) & 1;
+        p->act = (uint8_t)(m >> 8);
+        p->serial = (uint32_t)(m >> 32);
+        p->pi = (size_t)(ref[i] >> 32);
+        p->target = (uint32_t)ref[i];
+        p->amount = val[2 * i];
+        p->limit = val[2 * i + 1];
+        p->seen = tim[2 * i];
+        p->submitted = tim[2 * i + 1];
+        if ((m & 0xfffffffcu & ~0xff00u) || p->act > ACT_DEAL || p->pi >= k->n_protos ||
+            tok[2 * i] < 0 || tok[2 * i] >= ntok || tok[2 * i + 1] < 0 || tok[2 * i + 1] >= ntok) {
+            sp_snap_fail(r, "opportunity slot %zu: bad flags, action, protocol or token", i);
+            goto fail;
+        }
+        p->debt = (sp_token)tok[2 * i];
+        p->coll = (sp_token)tok[2 * i + 1];
+        n_used += p->used;
+    }
+    if (n_used + n_free != n || 2 * n_used > ht_cap) {
+        sp_snap_fail(r, "%zu opportunities in use and %zu free of %zu slots (table %llu)",
+                     n_used, n_free, n, (unsigned long long)ht_cap);
+        goto fail;
+    }
+    for (size_t i = 0; i < n_free; i++) {
+        if (fr[i] >= n || pend[fr[i]].used || seen[fr[i]]) {
+            sp_snap_fail(r, "free opportunity slot %llu: out of range, in use or twice",
+                         (unsigned long long)fr[i]);
+            goto fail;
+        }
+        seen[fr[i]] = true;
+        fs[i] = (uint32_t)fr[i];
+    }
+    free(seen);
+    seen = NULL;
+    free(k->pend);
+    free(k->free_slots);
+    free(k->ht);
+    k->pend = pend;
+    k->n_pend = n;
+    k->n_used = 0;
+    k->free_slots = fs;
+    k->n_free = n_free;
+    k->ht = ht;
+    k->ht_cap = (size_t)ht_cap;
+    for (size_t i = 0; i < n; i++) {
+        struct pend *p = &pend[i];
+        if (!p->used) continue;
+        p->used = false;
+        if (find_pend(k, p->pi, p->auction, p->target)) {
+            p->used = true;
+            return sp_snap_fail(r, "opportunity slot %zu: a second entry for one target", i);
+        }
+        pend_index(k, p);
+    }
+    return SP_OK;
+fail:
+    free(pend);
+    free(fs);
+    free(ht);
+    free(seen);
+    return sp_snap_error(r);
+}
+
+static int restore_eng(struct keeper *k, struct sp_snapshot_reader *r, const uint64_t *eref,
+                       const int64_t *eint, const double *paid, size_t ne)
+{
+    int64_t ntok = (int64_t)sp_token_count(sp_snap_sim(r));
+    struct engage *eng = malloc((ne ? ne : 1) * sizeof *eng);
+    if (!eng) return sp_snap_fail(r, "out of memory");
+    for (size_t i = 0; i < ne; i++) {
+        const int64_t *v = &eint[3 * i];
+        if ((eref[i] >> 32) >= k->n_protos || v[0] < 0 || v[0] >= ntok || v[1] < 0 ||
+            v[1] >= ntok || v[2] < INT32_MIN || v[2] > INT32_MAX) {
+            free(eng);
+            return sp_snap_fail(r, "standing bid %zu: bad protocol, token or generation", i);
+        }
+        eng[i] = (struct engage){ (size_t)(eref[i] >> 32), (uint32_t)eref[i], (sp_token)v[0],
+                                  (sp_token)v[1], paid[i], (int)v[2] };
+    }
+    free(k->eng);
+    k->eng = eng;
+    k->n_eng = ne;
+    return SP_OK;
+}
+
+static int keeper_restore(void *self, struct sp_snapshot_reader *r)
+{
+    struct keeper *k = self;
+    uint64_t serial = 0, ht_cap = 0;
+    int64_t last_gen = 0, counts[N_COUNTS];
+    double money[N_MONEY];
+    size_t n = 0, n_free = 0, ne = 0;
+    sp_snap_get_array_n(r, SNAP_FIELDS);
+    sp_snap_get_u64(r, &serial);
+    sp_snap_get_i64(r, &last_gen);
+    sp_snap_get_u64(r, &ht_cap);
+    sp_snap_get_i64s(r, counts, N_COUNTS);
+    sp_snap_get_f64s(r, money, N_MONEY);
+    if (sp_snap_peek_count(r, &n)) return sp_snap_error(r);
+    if (serial > UINT32_MAX || last_gen < INT32_MIN || last_gen > INT32_MAX || n > UINT32_MAX)
+        return sp_snap_fail(r, "serial %llu, generation %lld or %zu slots out of range",
+                            (unsigned long long)serial, (long long)last_gen, n);
+    /* Every count below comes with its data (a bin the file holds). */
+    uint64_t *meta = malloc((n ? n : 1) * 8 * sizeof *meta), *fr = NULL, *eref = NULL;
+    int64_t *tok = NULL, *tim = NULL, *eint = NULL;
+    double *val = NULL, *paid = NULL;
+    int rc = SP_OK;
+    if (!meta) return sp_snap_fail(r, "out of memory");
+    uint64_t *ref = meta + n;
+    tok = (int64_t *)(ref + n);
+    val = (double *)(tok + 2 * n);
+    tim = (int64_t *)(val + 2 * n);
+    sp_snap_get_u64s(r, meta, n);
+    sp_snap_get_u64s(r, ref, n);
+    sp_snap_get_i64s(r, tok, 2 * n);
+    sp_snap_get_f64s(r, val, 2 * n);
+    sp_snap_get_i64s(r, tim, 2 * n);
+    if (sp_snap_peek_count(r, &n_free) || !(fr = malloc((n_free ? n_free : 1) * sizeof *fr)))
+        goto out;
+    sp_snap_get_u64s(r, fr, n_free);
+    if (sp_snap_peek_count(r, &ne) || !(eref = malloc((ne ? ne : 1) * 5 * sizeof *eref)))
+        goto out;
+    eint = (int64_t *)(eref + ne);
+    paid = (double *)(eint + 3 * ne);
+    sp_snap_get_u64s(r, eref, ne);
+    sp_snap_get_i64s(r, eint, 3 * ne);
+    sp_snap_get_f64s(r, paid, ne);
+    if (sp_snap_get_end(r)) goto out;
+    if (restore_pend(k, r, meta, ref, tok, val, tim, n, fr, n_free, ht_cap) ||
+        restore_eng(k, r, eref, eint, paid, ne))
+        goto out;
+    k->serial = (uint32_t)serial;
+    k->last_gen = (int)last_gen;
+    size_t ic = 0, im = 0;
+#define KEEPER_SET_COUNT(f) k->f = counts[ic++];
+#define KEEPER_SET_MONEY(f) k->f = money[im++];
+    KEEPER_COUNTS(KEEPER_SET_COUNT)
+    KEEPER_MONEY(KEEPER_SET_MONEY)
+#undef KEEPER_SET_COUNT
+#undef KEEPER_SET_MONEY
+out:
+    rc = sp_snap_error(r);
+    if (!rc && (!fr || !eref)) rc = sp_snap_fail(r, "out of memory");
+    free(meta);
+    free(fr);
+    free(eref);
+    return rc;
+}
+
 const struct sp_module_ops sp_agent_keeper_ops = {
     .kind = "agent", .type = "keeper",
     .summary = "liquidator: fixed-spread liquidations, Dutch barks/takes/redos, English "
@@ -1510,4 +1781,5 @@ const struct sp_module_ops sp_agent_keeper_ops = {
     .schema = &keeper_schema, .state_size = sizeof(struct keeper),
     .count = keeper_count, .init = keeper_init, .start = keeper_start,
     .on_event = keeper_on_event, .finish = keeper_finish, .release = keeper_release,
+    .snapshot = keeper_snapshot, .restore = keeper_restore,
 };
