@@ -758,7 +758,10 @@ static int reader_done(struct sp_snapshot *s, struct sp_snapshot_reader *r, stru
     if (!r->err && (r->depth != 1 || r->st[0].i != 1))
         sp_snap_fail(r, "%s", r->depth != 1 ? "a container was not closed (sp_snap_get_end)"
                                              : "the value was not read");
-    if (r->err) sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: %s", r->msg);
+    /* While loading, the file is at fault; while restoring into a world, it
+     * may be the world (a branch whose --set does not fit the state). */
+    if (r->err) sp_diag_error_at(d, s->name, 0, 0, "%s: %s", r->sim ? "cannot restore" : "bad snapshot",
+                                 r->msg);
     return r->err;
 }
 

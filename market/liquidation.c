@@ -1377,6 +1377,18 @@ int liq_restore(struct lending *L, struct sp_snapshot_reader *r)
         return sp_snap_fail(r, "bad liquidation counters");
     for (size_t i = 0; i < (size_t)c[0]; i++)
         if (Q->auc[i].live) return sp_snap_fail(r, "live auction %zu below first_live", i + 1);
+    /* A branch that switches the mechanism (--set ...liquidation.mechanism)
+     * while auctions of the old one are live would strand them: the take,
+     * bid and deal calls of one mechanism do not serve the other's. */
+    size_t stranded = 0, first = 0;
+    for (size_t i = (size_t)c[0]; i < n; i++)
+        if (Q->auc[i].live && Q->auc[i].mech != Q->mech && !stranded++) first = i;
+    if (stranded)
+        return sp_snap_fail(r, "%zu live %s auction%s (the first: auction %zu) would be "
+                            "stranded by switching the mechanism to %s: keep the mechanism, or "
+                            "branch from a time with no live auction", stranded,
+                            mechanism_names[Q->auc[first].mech], stranded > 1 ? "s" : "",
+                            first + 1, mechanism_names[Q->mech]);
     Q->first_live = (size_t)c[0];
     Q->pass_pending = c[1] == 1;
     Q->n_liq = (uint64_t)c[2];

@@ -267,6 +267,39 @@ static void test_resume_refuses_what_does_not_fit(void **state)
     assert_int_equal(spiral(log, "resume", snap1d, "--until", "soon", NULL), 2);
 }
 
+/* Black Thursday (English auctions, 346 of them from 2 h on): switching
+ * the liquidation mechanism at a branch works before the auctions start and
+ * is refused, with the reason, while English auctions are live (they would
+ * be stranded: Dutch takes do not serve them). */
+static void test_branch_switching_the_mechanism_refuses_live_auctions(void **state)
+{
+    (void)state;
+    char bt[1024], out[700], log[700], snap[1200];
+    snprintf(bt, sizeof bt, "%s/experiments/black_thursday.yaml", SP_SOURCE_DIR);
+    snprintf(out, sizeof out, "%s/bt.h5", dir);
+    snprintf(log, sizeof log, "%s/bt.log", dir);
+    assert_int_equal(spiral(log, "run", bt, "-o", out, "--until", "1d", "--checkpoint-at", "1h",
+                            "--checkpoint-at", "1d", "-q", NULL), 0);
+    snprintf(snap, sizeof snap, "%s/bt.ckpt/black_thursday@1d.snap", dir);
+    assert_int_equal(spiral(log, "resume", snap, "-o", out, "--until", "1d1h", "--set",
+                            "protocols.0.liquidation.mechanism=dutch_auction", NULL), 2);
+    char *text = tu_read(log);
+    assert_non_null(strstr(text, "live english_auction auctions"));
+    assert_non_null(strstr(text, "stranded"));
+    free(text);
+    assert_int_not_equal(access(out, F_OK), 0);
+    /* From 1 h, before the first auction: every auction is a Dutch one. */
+    snprintf(snap, sizeof snap, "%s/bt.ckpt/black_thursday@1h.snap", dir);
+    assert_int_equal(spiral(log, "resume", snap, "-o", out, "--until", "1d", "--set",
+                            "protocols.0.liquidation.mechanism=dutch_auction", "-q", NULL), 0);
+    size_t n, e;
+    unsigned char *mech = tu_read_raw(out, "/events/auctions/mechanism", &n, &e);
+    assert_true(n > 50);
+    assert_int_equal(e, 1);
+    for (size_t i = 0; i < n; i++) assert_int_equal(mech[i], 2);     /* dutch_auction */
+    free(mech);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_branch_differs_only_after_the_branch_point),
         cmocka_unit_test(test_resume_refuses_damaged_snapshots_with_exit_2),
         cmocka_unit_test(test_resume_refuses_what_does_not_fit),
+        cmocka_unit_test(test_branch_switching_the_mechanism_refuses_live_auctions),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -12,8 +12,9 @@ Use Debian's Python (``/usr/bin/python3``) with ``PYTHONPATH=analysis``::
 
 The file layout is documented column by column in docs/output.md.
 """
-from .load import Run, Sweep, Stress, SpiralFileError, IncompleteRunError, decode_category  # noqa: F401
+from .load import (Run, Sweep, Stress, SpiralFileError, IncompleteRunError,  # noqa: F401
+                   decode_category, continued)
 from . import metrics  # noqa: F401
 
 __all__ = ["Run", "Sweep", "Stress", "SpiralFileError", "IncompleteRunError", "decode_category",
-           "metrics"]
+           "continued", "metrics"]

@@ -169,6 +169,21 @@ class Run:
     horizon = property(lambda self: self.attrs.get("horizon"))
     t_end = property(lambda self: self.attrs.get("t_end"))
 
+    # -- lineage (spiral resume: docs/snapshot.md) -----------------------
+    parent_snapshot = property(lambda self: self.attrs.get("parent_snapshot"))
+    resumed_at = property(lambda self: self.attrs.get("resumed_at"))
+
+    @property
+    def is_branch(self):
+        """True for a ``spiral resume --set`` output (a what-if branch)."""
+        return bool(self.attrs.get("branch", 0))
+
+    @property
+    def overrides(self):
+        """The ``--set`` overrides of a branch, as a list of "key=value"."""
+        text = self.attrs.get("overrides") or ""
+        return [line for line in str(text).split("\n") if line]
+
     @property
     def config_text(self):
         """The fully resolved scenario, /config.yaml, as text."""
@@ -570,3 +585,34 @@ class Stress:
         d = os.path.join(os.path.dirname(self.path) or ".", str(self.attrs.get("runs_dir", "")))
         return [os.path.join(d, f"p{int(o):03d}_r{int(k)}.h5")
                 for o, k in zip(self.evaluations["order"], self.evaluations["replicate"])]
+
+
+def continued(parent, child, group, decode=True, columns=None):
+    """One table of a run that was checkpointed and resumed (or branched):
+    the rows of ``parent`` with ``t`` up to the child's ``resumed_at``, then
+    all of ``child``'s, as one ``pandas.DataFrame``.
+
+    ``parent`` and ``child`` are ``Run`` objects or paths; the child must be a
+    ``spiral resume`` output (it has ``resumed_at``).  For a plain resume the
+    result equals the uninterrupted run's table bit for bit; for a branch it
+    is the what-if history (the shared past, then the branch).  The frame's
+    attrs get ``branch_t`` (the branch point, s).
+    """
+    p = parent if isinstance(parent, Run) else Run(parent)
+    c = child if isinstance(child, Run) else Run(child)
+    try:
+        t0 = c.resumed_at
+        if t0 is None:
+            raise SpiralFileError(f"{c.path}: not a `spiral resume` output (no resumed_at)")
+        a = p.table(group, decode=decode, columns=columns)
+        b = c.table(group, decode=decode, columns=columns)
+        tcol = "t" if "t" in a.columns else a.columns[0]
+        out = pd.concat([a[a[tcol] <= t0], b], ignore_index=True)
+        out.attrs.update(b.attrs)
+        out.attrs["branch_t"] = t0
+        return out
+    finally:
+        if p is not parent:
+            p.close()
+        if c is not child:
+            c.close()
