@@ -9,11 +9,12 @@
  * checksum, which random bytes would almost never get past).  Any result
  * is fine; a crash, a sanitizer report or a leak is a bug.
  *
- *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DSPIRAL_FUZZ=ON
- *   cmake --build build-fuzz --target spiral-fuzz-snapshot
- *   mkdir -p build-fuzz/corpus && cp fuzz/corpus/* build-fuzz/corpus/
- *   build-fuzz/spiral-fuzz-snapshot -max_total_time=60 -max_len=65536 build-fuzz/corpus
- * (fuzz/corpus/world.snap is a seed: experiments/quickstart.yaml at 12h.)
+ *   ./build.sh fuzz [SECONDS]      (builds with clang and runs on a scratch corpus)
+ *
+ * fuzz/corpus/ holds the seeds, snapshots of experiments: quickstart at 12h,
+ * amm_arbitrage at 12h, steth_loop at 1w, vault_chain at 3d (regenerate with
+ * `spiral run experiments/X.yaml --until T --checkpoint-at T` after a format
+ * change).
  */
 #include <stddef.h>
 #include <stdint.h>
