@@ -116,10 +116,12 @@ static const char usage_validate[] =
     "  --print   print the fully resolved scenario (defaults filled in) as YAML\n";
 
 static const char usage_info[] =
-    "Usage: spiral info FILE.h5\n"
+    "Usage: spiral info FILE.h5 | FILE.snap\n"
     "\n"
     "Print a short summary of a run: status, seed, scenario, tables with their\n"
-    "row counts and time spans, and the /summary metrics.\n";
+    "row counts and time spans, and the /summary metrics.  Of a snapshot: its\n"
+    "format and spiral versions, scenario, seed, time, entities per module type,\n"
+    "tokens and pending events (the file is checked in full first).\n";
 
 static const char usage_types[] =
     "Usage: spiral types [--markdown]\n"
@@ -716,14 +718,8 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
     }
     /* The scenario name, for default paths: from the resolved YAML's
      * `name:` line (validated again when the world is built). */
-    char name[256] = "run", default_out[PATH_MAX], tbuf[64];
-    const char *yaml = sp_snapshot_scenario(snap);
-    const char *nl = yaml && !strncmp(yaml, "name: ", 6) ? yaml : yaml ? strstr(yaml, "\nname: ") : NULL;
-    if (nl) {
-        nl += *nl == '\n' ? 7 : 6;
-        size_t n = strcspn(nl, "\n");
-        if (n && n < sizeof name && !memchr(nl, '/', n)) snprintf(name, sizeof name, "%.*s", (int)n, nl);
-    }
+    char name[256], default_out[PATH_MAX], tbuf[64];
+    sp_snapshot_name(snap, name, sizeof name);
     if (!output) {
         snprintf(default_out, sizeof default_out, "runs/%s.%s@%s.h5", name,
                  n_sets ? "branch" : "resume",
@@ -849,6 +845,21 @@ static int cmd_info(int argc, char **argv)
     if (argc < 2) return usage_error("info", "missing FILE.h5");
     if (argc > 2) return usage_error("info", "unexpected argument '%s'", argv[2]);
     if (argv[1][0] == '-') return usage_error("info", "unknown option '%s'", argv[1]);
+    /* A snapshot (spiral run --checkpoint-every) or a run's HDF5 file. */
+    FILE *f = fopen(argv[1], "rb");
+    char magic[8] = { 0 };
+    bool snap = f && fread(magic, 1, 8, f) == 8 && !memcmp(magic, SP_SNAPSHOT_MAGIC, 8);
+    if (f) fclose(f);
+    if (snap) {
+        struct sp_snapshot *s;
+        struct sp_diag d = { 0 };
+        int rc = sp_snapshot_load(&s, argv[1], &d);
+        if (rc) sp_diag_print(&d, stderr);
+        else sp_snapshot_print_info(s, stdout);
+        sp_diag_release(&d);
+        sp_snapshot_destroy(s);
+        return rc ? EXIT_USAGE : 0;
+    }
     return sp_info_print(argv[1], stdout, stderr) ? EXIT_USAGE : 0;
 }
 

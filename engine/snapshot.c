@@ -2019,3 +2019,54 @@ long sp_snapshot_payload_offset(const struct sp_snapshot *s, const char *name)
     }
     return -1;
 }
+
+/* ---- describing a snapshot (spiral info FILE.snap) ------------------------------- */
+
+const char *sp_snapshot_name(const struct sp_snapshot *s, char *buf, size_t size)
+{
+    /* The resolved YAML (sp_scenario_emit) has `name: X` at the top level. */
+    const char *y = s->scenario ? s->scenario : "";
+    const char *p = !strncmp(y, "name: ", 6) ? y : strstr(y, "\nname: ");
+    snprintf(buf, size, "run");
+    if (!p) return buf;
+    p += *p == '\n' ? 7 : 6;
+    size_t n = strcspn(p, "\n");
+    if (n >= 2 && (p[0] == '"' || p[0] == '\'') && p[n - 1] == p[0]) { p++; n -= 2; }
+    if (n && n < size && !memchr(p, '/', n)) snprintf(buf, size, "%.*s", (int)n, p);
+    return buf;
+}
+
+void sp_snapshot_print_info(const struct sp_snapshot *s, FILE *out)
+{
+    char name[256], t[64], h[64];
+    fprintf(out, "%s: spiral snapshot, format %u, %.1f kB, checksum ok\n", s->name, s->version,
+            (double)s->len / 1024.0);
+    fprintf(out, "  written by   spiral %s (this is %s)\n", s->spiral_version, SPIRAL_VERSION);
+    fprintf(out, "  scenario     %s (name %s; the resolved text is inside)\n",
+            s->scenario_path && *s->scenario_path ? s->scenario_path : "(none)",
+            sp_snapshot_name(s, name, sizeof name));
+    fprintf(out, "  seed         %llu\n", (unsigned long long)s->seed);
+    fprintf(out, "  time         %s of horizon %s\n", sp_format_duration(s->now, t, sizeof t),
+            sp_format_duration(s->horizon, h, sizeof h));
+    fprintf(out, "  entities     %llu\n", (unsigned long long)s->n_ents);
+    /* per type: count the records (cheap: the type index is the record's 2nd byte) */
+    size_t *count = calloc(s->n_types + 1, sizeof *count);
+    size_t off = s->ents_off;
+    for (size_t i = 0; count && i < s->n_ents; i++) {
+        size_t start = off;
+        if (mp_check(s->data, s->body_end, &off)) break;
+        const unsigned char *p = s->data + start + 1;
+        size_t k = *p <= 0x7f ? *p : *p == 0xcc ? p[1] : *p == 0xcd ? (size_t)p[1] << 8 | p[2] : 0;
+        if (k < s->n_types) count[k]++;
+    }
+    for (size_t k = 0; count && k < s->n_types; k++)
+        fprintf(out, "    %-10s %-20s %zu\n", s->type_kind[k], s->type_name[k], count[k]);
+    free(count);
+    fprintf(out, "  tokens       %llu:", (unsigned long long)s->n_tokens);
+    for (size_t i = 0; i < s->n_tokens; i++) fprintf(out, " %s", s->token_names[i]);
+    fprintf(out, "\n  events       %zu pending, %llu dispatched\n", s->n_heap,
+            (unsigned long long)s->n_events);
+    if (s->n_redeem) fprintf(out, "  redemptions  %zu pending\n", s->n_redeem);
+    fprintf(out, "Continue it with: spiral resume %s [--until T] [-o OUT.h5] [--set KEY=VAL ...]\n",
+            s->name);
+}

@@ -78,6 +78,15 @@ static void test_checkpoints_are_named_by_time_and_announced(void **state)
     assert_int_equal(access(path, R_OK), 0);
     snprintf(path, sizeof path, "%s/at.ckpt/quickstart@10h.snap", dir);
     assert_int_equal(access(path, R_OK), 0);
+    /* spiral info on a snapshot. */
+    snprintf(log, sizeof log, "%s/info.log", dir);
+    assert_int_equal(spiral(log, "info", path, NULL), 0);
+    text = tu_read(log);
+    assert_non_null(strstr(text, "spiral snapshot, format 1"));
+    assert_non_null(strstr(text, "time         10h of horizon 3d"));
+    assert_non_null(strstr(text, "reference  gbm"));
+    assert_non_null(strstr(text, "spiral resume"));
+    free(text);
     /* What the file says about itself. */
     struct sp_snapshot *s;
     struct sp_diag d = { 0 };
@@ -230,6 +239,16 @@ static void test_resume_refuses_damaged_snapshots_with_exit_2(void **state)
     buf[8] = 1;
     buf[0] = 'X';
     expect_refused(buf, len, "magic", "not a spiral snapshot");
+    /* spiral info checks the file too. */
+    char info_log[700], damaged[700];
+    buf[0] = 'S';
+    buf[len / 3] ^= 0x10;
+    snprintf(damaged, sizeof damaged, "%s/bitflip.snap", dir);
+    snprintf(info_log, sizeof info_log, "%s/info-bad.log", dir);
+    assert_int_equal(spiral(info_log, "info", damaged, NULL), 2);
+    char *text = tu_read(info_log);
+    assert_non_null(strstr(text, "checksum mismatch"));
+    free(text);
     free(buf);
     char log[700], out[700];
     snprintf(log, sizeof log, "%s/missing.log", dir);

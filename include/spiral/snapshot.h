@@ -53,6 +53,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "spiral/error.h"
 #include "spiral/types.h"
 
@@ -108,6 +109,12 @@ const char *sp_snapshot_spiral_version(const struct sp_snapshot *s);
 uint64_t sp_snapshot_seed(const struct sp_snapshot *s);
 sp_time sp_snapshot_time(const struct sp_snapshot *s);
 size_t sp_snapshot_entity_count(const struct sp_snapshot *s);
+
+/* The scenario's `name` (for default file names), into buf. */
+const char *sp_snapshot_name(const struct sp_snapshot *s, char *buf, size_t size);
+/* A human summary (`spiral info FILE.snap`): versions, scenario, seed,
+ * time, entities per module type, tokens, pending events. */
+void sp_snapshot_print_info(const struct sp_snapshot *s, FILE *out);
 
 /* Rebuild the world from the snapshot's scenario: load it (as if from its
  * original path, so relative files resolve), apply `sets` (--set k=v, may
