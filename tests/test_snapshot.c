@@ -35,6 +35,7 @@
 #include "reference.h"
 #include "snapshot-internal.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 /* ---- a test agent that uses the chain and a tracked event ------------------------ */
 
@@ -137,14 +138,6 @@ static const struct sp_module_ops pinger_ops = {
     .on_event = pinger_on_event, .snapshot = pinger_snapshot, .restore = pinger_restore,
 };
 
-/* memmem is a GNU extension. */
-static unsigned char *find_bytes(unsigned char *hay, size_t n, const char *needle, size_t m)
-{
-    for (size_t i = 0; i + m <= n; i++)
-        if (!memcmp(hay + i, needle, m)) return hay + i;
-    return NULL;
-}
-
 /* ---- fixtures ----------------------------------------------------------------------- */
 
 #define T_END (4 * SP_HOUR)
@@ -201,86 +194,6 @@ static int teardown(void **state)
     return 0;
 }
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-/* The same, recording to `rec` (attached before start, as the CLI does). */
-static void world_open_rec(struct world *w, struct sp_rec *rec)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) sp_sim_set_recorder(w->sim, rec);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void run_to(struct sp_sim *sim, sp_time t)
-{
-    struct sp_run_opts o = { .until = t };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
-}
-
-/* The state as bytes (no scenario text: it is the same world). */
-static void *state_bytes(struct sp_sim *sim, size_t *len)
-{
-    struct sp_diag d = { 0 };
-    void *buf;
-    int rc = sp_snapshot_encode(sim, NULL, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
-}
-
-/* Restore `path` into a new world (built from the file's own scenario). */
-static void world_restore(struct world *w, const char *path)
-{
-    struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
-    int rc = sp_snapshot_load(&s, path, &d);
-    if (!rc) rc = sp_snapshot_build_world(s, reg, NULL, 0, &w->sc, &w->cfg, &w->sim, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (!rc) rc = sp_snapshot_restore(s, w->sim, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    sp_snapshot_destroy(s);
-    assert_int_equal(rc, 0);
-}
-
-static void snapshot_to(struct world *w, const char *path)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_snapshot_write(w->sim, w->sc, path, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
 static void path_in_dir(char *buf, size_t size, const char *name)
 {
     snprintf(buf, size, "%s/%s", tu_tmpdir("snapshot"), name);
@@ -291,26 +204,26 @@ static void path_in_dir(char *buf, size_t size, const char *name)
 static void test_snapshot_restore_then_run_equals_one_run(void **state)
 {
     (void)state;
-    struct world a, b;
-    world_open(&a);
-    run_to(a.sim, T_END);
+    struct st_world a, b;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, T_END);
     size_t la;
-    void *sa = state_bytes(a.sim, &la);
+    void *sa = st_state_bytes(a.sim, &la);
 
-    world_open(&b);
-    run_to(b.sim, T_END / 2);
+    st_open(&b, yaml_path, reg);
+    st_run_to(b.sim, T_END / 2);
     char path[1024];
     path_in_dir(path, sizeof path, "half.snap");
-    snapshot_to(&b, path);
+    st_snapshot_to(&b, path);
     sp_time mid = sp_sim_now(b.sim);
-    world_close(&b);
+    st_close(&b);
 
-    struct world c;
-    world_restore(&c, path);
+    struct st_world c;
+    st_restore(&c, path, reg);
     assert_int_equal(sp_sim_now(c.sim), mid);
-    run_to(c.sim, T_END);
+    st_run_to(c.sim, T_END);
     size_t lc;
-    void *sc = state_bytes(c.sim, &lc);
+    void *sc = st_state_bytes(c.sim, &lc);
     /* Everything the state holds: prices, streams, queue, chain, agents. */
     assert_int_equal(la, lc);
     assert_memory_equal(sa, sc, la);
@@ -328,28 +241,28 @@ static void test_snapshot_restore_then_run_equals_one_run(void **state)
     assert_int_equal(sp_queue_verify(sp_sim_queue(c.sim)), 0);
     free(sa);
     free(sc);
-    world_close(&a);
-    world_close(&c);
+    st_close(&a);
+    st_close(&c);
 }
 
 static void test_snapshot_of_a_restored_state_is_identical(void **state)
 {
     (void)state;
-    struct world a, b;
-    world_open(&a);
-    run_to(a.sim, 77 * SP_MIN);
+    struct st_world a, b;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 77 * SP_MIN);
     char path[1024];
     path_in_dir(path, sizeof path, "same.snap");
-    snapshot_to(&a, path);
-    world_restore(&b, path);
+    st_snapshot_to(&a, path);
+    st_restore(&b, path, reg);
     size_t la, lb;
-    void *sa = state_bytes(a.sim, &la), *sb = state_bytes(b.sim, &lb);
+    void *sa = st_state_bytes(a.sim, &la), *sb = st_state_bytes(b.sim, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(sa, sb, la);
     free(sa);
     free(sb);
-    world_close(&a);
-    world_close(&b);
+    st_close(&a);
+    st_close(&b);
 }
 
 static void test_snapshot_restore_in_a_new_process_equals_one_run(void **state)
@@ -358,21 +271,21 @@ static void test_snapshot_restore_in_a_new_process_equals_one_run(void **state)
     char half[1024], out[1024];
     path_in_dir(half, sizeof half, "proc-half.snap");
     path_in_dir(out, sizeof out, "proc-final.bin");
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, T_END / 2);
-    snapshot_to(&a, half);
-    run_to(a.sim, T_END);
+    struct st_world a;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, T_END / 2);
+    st_snapshot_to(&a, half);
+    st_run_to(a.sim, T_END);
     size_t la;
-    void *sa = state_bytes(a.sim, &la);
-    world_close(&a);
+    void *sa = st_state_bytes(a.sim, &la);
+    st_close(&a);
     pid_t pid = fork();
     if (pid == 0) {                       /* a fresh sim in another process */
-        struct world c;
-        world_restore(&c, half);
-        run_to(c.sim, T_END);
+        struct st_world c;
+        st_restore(&c, half, reg);
+        st_run_to(c.sim, T_END);
         size_t lc;
-        void *sc = state_bytes(c.sim, &lc);
+        void *sc = st_state_bytes(c.sim, &lc);
         FILE *f = fopen(out, "wb");
         int ok = f && fwrite(sc, 1, lc, f) == lc;
         if (f) fclose(f);
@@ -409,19 +322,19 @@ static void test_snapshot_datasets_concatenate_to_the_uninterrupted_run(void **s
     path_in_dir(b1, sizeof b1, "b1.h5");
     path_in_dir(b2, sizeof b2, "b2.h5");
     path_in_dir(half, sizeof half, "ds-half.snap");
-    struct world w;
+    struct st_world w;
     struct sp_diag d = { 0 };
     /* one go */
-    world_open_rec(&w, recorder(a));
-    run_to(w.sim, T_END);
+    st_open_rec(&w, yaml_path, reg, recorder(a));
+    st_run_to(w.sim, T_END);
     assert_int_equal(sp_rec_close(sp_sim_recorder(w.sim), "complete"), 0);
-    world_close(&w);
+    st_close(&w);
     /* first half, snapshot */
-    world_open_rec(&w, recorder(b1));
-    run_to(w.sim, T_END / 2);
-    snapshot_to(&w, half);
+    st_open_rec(&w, yaml_path, reg, recorder(b1));
+    st_run_to(w.sim, T_END / 2);
+    st_snapshot_to(&w, half);
     assert_int_equal(sp_rec_close(sp_sim_recorder(w.sim), "complete"), 0);
-    world_close(&w);
+    st_close(&w);
     /* restore with a new output, second half */
     struct sp_snapshot *s;
     assert_int_equal(sp_snapshot_load(&s, half, &d), 0);
@@ -430,9 +343,9 @@ static void test_snapshot_datasets_concatenate_to_the_uninterrupted_run(void **s
     assert_int_equal(sp_sim_start(w.sim), 0);
     assert_int_equal(sp_snapshot_restore(s, w.sim, &d), 0);
     sp_snapshot_destroy(s);
-    run_to(w.sim, T_END);
+    st_run_to(w.sim, T_END);
     assert_int_equal(sp_rec_close(sp_sim_recorder(w.sim), "complete"), 0);
-    world_close(&w);
+    st_close(&w);
     static const char *const cols[] = {
         "/markets/reference_ETH/t_us", "/markets/reference_ETH/price",
         "/markets/reference_ETH/shock_factor", "/markets/reference_BTC/price",
@@ -462,9 +375,9 @@ static void test_snapshot_datasets_concatenate_to_the_uninterrupted_run(void **s
 static void test_snapshot_header_names_scenario_seed_and_time(void **state)
 {
     (void)state;
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, SP_HOUR);
+    struct st_world a;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, SP_HOUR);
     size_t len;
     void *buf;
     struct sp_diag d = { 0 };
@@ -473,7 +386,7 @@ static void test_snapshot_header_names_scenario_seed_and_time(void **state)
     /* The streamed file and the in-memory encoding are the same bytes. */
     char path[1024];
     path_in_dir(path, sizeof path, "header.snap");
-    snapshot_to(&a, path);
+    st_snapshot_to(&a, path);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     unsigned char *file = malloc(len + 1);
@@ -491,19 +404,16 @@ static void test_snapshot_header_names_scenario_seed_and_time(void **state)
     sp_snapshot_destroy(s);
     sp_diag_release(&d);
     free(buf);
-    world_close(&a);
+    st_close(&a);
 }
 
 static void *encoded(size_t *len)
 {
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, 50 * SP_MIN);
-    void *buf;
-    struct sp_diag d = { 0 };
-    assert_int_equal(sp_snapshot_encode(a.sim, a.sc, &buf, len, &d), 0);
-    sp_diag_release(&d);
-    world_close(&a);
+    struct st_world a;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 50 * SP_MIN);
+    void *buf = st_encode(&a, len);
+    st_close(&a);
     return buf;
 }
 
@@ -571,12 +481,6 @@ static void test_snapshot_rejects_wrong_version_and_magic(void **state)
 
 /* Damage behind a valid checksum (a buggy writer, or a forged file): the
  * structure checks must catch it without crashing or leaking (ASan). */
-static void fix_checksum(unsigned char *buf, size_t len)
-{
-    uint64_t h = sp_snapshot_checksum(buf + SP_SNAPSHOT_HEADER_SIZE, len - 32);
-    for (int i = 0; i < 8; i++) buf[len - 8 + i] = (unsigned char)(h >> (8 * i));
-}
-
 static void test_snapshot_survives_structural_damage_with_valid_checksum(void **state)
 {
     (void)state;
@@ -594,7 +498,7 @@ static void test_snapshot_survives_structural_damage_with_valid_checksum(void **
                         sp_rng_below(&rng, len - SP_SNAPSHOT_HEADER_SIZE - 8);
             buf[at] = (unsigned char)sp_rng_next(&rng);
         }
-        fix_checksum(buf, len);
+        st_fix_checksum(buf, len);
         struct sp_diag d = { 0 };
         struct sp_snapshot *s = NULL;
         int rc = sp_snapshot_load_buffer(&s, buf, len, "forged.snap", &d);
@@ -619,38 +523,29 @@ static void test_snapshot_payload_type_mismatch_names_the_entity(void **state)
     size_t len;
     unsigned char *buf = encoded(&len);
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
     /* The "pinger" tag of p_0's payload, after its record's type string. */
-    unsigned char *tag = find_bytes(buf, len, "\xa6pinger", 7);   /* the record's type */
+    unsigned char *tag = st_find_bytes(buf, len, "\xa6pinger", 7);   /* the record's type */
     assert_non_null(tag);
-    tag = find_bytes(tag + 7, (size_t)(buf + len - tag - 7), "\xa6pinger", 7);
+    tag = st_find_bytes(tag + 7, (size_t)(buf + len - tag - 7), "\xa6pinger", 7);
     assert_non_null(tag);
     tag[1] = 'P';                         /* same type, wrong content: module check */
-    fix_checksum(buf, len);
-    assert_int_equal(sp_snapshot_load_buffer(&s, buf, len, "m.snap", &d), 0);
-    struct world w;
-    assert_int_equal(sp_snapshot_build_world(s, reg, NULL, 0, &w.sc, &w.cfg, &w.sim, &d), 0);
-    assert_int_equal(sp_sim_start(w.sim), 0);
-    assert_int_equal(sp_snapshot_restore(s, w.sim, &d), SP_SNAPSHOT_EFORMAT);
+    st_fix_checksum(buf, len);
+    struct st_world w;
+    assert_int_equal(st_restore_buffer(&w, buf, len, "m.snap", reg, &d), SP_SNAPSHOT_EFORMAT);
     assert_non_null(strstr(d.text, "entity 'p_0' (agent pinger)"));
     assert_non_null(strstr(d.text, "bad tag"));
-    world_close(&w);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     sp_diag_release(&d);
     /* A type mismatch: the tag becomes an integer. */
     tag[0] = 0x07;
     memmove(tag + 1, tag + 7, (size_t)(buf + len - (tag + 7)));
     len -= 6;
     for (int i = 0; i < 8; i++) buf[16 + i] = (unsigned char)((len - 32) >> (8 * i));
-    fix_checksum(buf, len);
+    st_fix_checksum(buf, len);
     /* The record array is still well formed; the payload reads a number. */
-    assert_int_equal(sp_snapshot_load_buffer(&s, buf, len, "m.snap", &d), 0);
-    assert_int_equal(sp_snapshot_build_world(s, reg, NULL, 0, &w.sc, &w.cfg, &w.sim, &d), 0);
-    assert_int_equal(sp_sim_start(w.sim), 0);
-    assert_int_equal(sp_snapshot_restore(s, w.sim, &d), SP_SNAPSHOT_EFORMAT);
+    assert_int_equal(st_restore_buffer(&w, buf, len, "m.snap", reg, &d), SP_SNAPSHOT_EFORMAT);
     assert_non_null(strstr(d.text, "expected a string, found a non-negative integer"));
-    world_close(&w);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     sp_diag_release(&d);
     free(buf);
 }
@@ -699,13 +594,13 @@ static void test_snapshot_sigterm_during_write_keeps_the_previous_file(void **st
     (void)state;
     char path[1024];
     path_in_dir(path, sizeof path, "atomic.snap");
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, 30 * SP_MIN);
-    snapshot_to(&a, path);
+    struct st_world a;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 30 * SP_MIN);
+    st_snapshot_to(&a, path);
     size_t l0;
-    void *s0 = state_bytes(a.sim, &l0);
-    run_to(a.sim, 90 * SP_MIN);
+    void *s0 = st_state_bytes(a.sim, &l0);
+    st_run_to(a.sim, 90 * SP_MIN);
     void *next;
     size_t lnext;
     struct sp_diag d = { 0 };
@@ -721,10 +616,10 @@ static void test_snapshot_sigterm_during_write_keeps_the_previous_file(void **st
     kill(pid, SIGTERM);
     assert_int_equal(tu_wait(pid), 128 + SIGTERM);
     /* The file at `path` is still the first snapshot, whole. */
-    struct world b;
-    world_restore(&b, path);
+    struct st_world b;
+    st_restore(&b, path, reg);
     size_t lb;
-    void *sb = state_bytes(b.sim, &lb);
+    void *sb = st_state_bytes(b.sim, &lb);
     assert_int_equal(lb, l0);
     assert_memory_equal(sb, s0, l0);
     /* And a completed write replaces it. */
@@ -737,8 +632,8 @@ static void test_snapshot_sigterm_during_write_keeps_the_previous_file(void **st
     free(s0);
     free(sb);
     free(next);
-    world_close(&a);
-    world_close(&b);
+    st_close(&a);
+    st_close(&b);
 }
 
 static void test_snapshot_load_reports_a_missing_file(void **state)

@@ -16,7 +16,6 @@
  * state bytes, datasets and /summary — at several t1.  Then damaged
  * payloads are refused with a message naming the venue.
  */
-#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +37,7 @@
 #include "snapshot-internal.h"
 #include "snapcheck.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 /* ---- a test agent that pokes an AMM ---------------------------------------------- */
 
@@ -256,62 +256,17 @@ static int teardown(void **state)
 {
     (void)state;
     sp_registry_destroy(reg);
-    const char *dir = tu_tmpdir("snapshot_amm");
-    DIR *dp = opendir(dir);
-    struct dirent *e;
-    char path[1300];
-    while (dp && (e = readdir(dp))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        remove(path);
-    }
-    if (dp) closedir(dp);
-    rmdir(dir);
+    st_rmdir_files(tu_tmpdir("snapshot_amm"));
     return 0;
-}
-
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void run_to(struct sp_sim *sim, sp_time t)
-{
-    struct sp_run_opts o = { .until = t };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
 }
 
 static void *encoded_at(sp_time t, size_t *len)
 {
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, t);
-    void *buf;
-    struct sp_diag d = { 0 };
-    int rc = sp_snapshot_encode(a.sim, a.sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    world_close(&a);
+    struct st_world a;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, t);
+    void *buf = st_encode(&a, len);
+    st_close(&a);
     return buf;
 }
 
@@ -321,9 +276,9 @@ static void *encoded_at(sp_time t, size_t *len)
 static void test_amm_world_is_busy(void **state)
 {
     (void)state;
-    struct world w;
-    world_open(&w);
-    run_to(w.sim, T_END / 2);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
+    st_run_to(w.sim, T_END / 2);
     for (int k = 0; k < 4; k++) {
         char name[2] = { (char)('a' + k), 0 };
         const struct poker *p = sp_sim_entity_state(w.sim, sp_sim_find(w.sim, name));
@@ -333,48 +288,32 @@ static void test_amm_world_is_busy(void **state)
     sp_id pool = sp_sim_find(w.sim, "pool"), curve = sp_sim_find(w.sim, "curve");
     assert_true(sp_amm_lp_shares(w.sim, curve, sp_sim_find(w.sim, "c")) > 0.0);
     assert_true(sp_amm_lp_shares(w.sim, pool, sp_sim_find(w.sim, "a")) > 0.0);
-    world_close(&w);
-}
-
-static void *state_bytes(struct sp_sim *sim, size_t *len)
-{
-    struct sp_diag d = { 0 };
-    void *buf;
-    int rc = sp_snapshot_encode(sim, NULL, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
+    st_close(&w);
 }
 
 /* In this process: the state bytes at T of one run and of a restore at t1. */
 static void check_in_process(sp_time t1)
 {
-    struct world a, c;
-    world_open(&a);
-    run_to(a.sim, t1);
+    struct st_world a, c;
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, t1);
     size_t lh;
     void *half = encoded_at(t1, &lh);
-    run_to(a.sim, T_END);
+    st_run_to(a.sim, T_END);
     size_t la, lc;
-    void *sa = state_bytes(a.sim, &la);
+    void *sa = st_state_bytes(a.sim, &la);
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
-    int rc = sp_snapshot_load_buffer(&s, half, lh, "half", &d);
-    if (!rc) rc = sp_snapshot_build_world(s, reg, NULL, 0, &c.sc, &c.cfg, &c.sim, &d);
-    if (!rc) rc = sp_sim_start(c.sim);
-    if (!rc) rc = sp_snapshot_restore(s, c.sim, &d);
+    int rc = st_restore_buffer(&c, half, lh, "half", reg, &d);
     if (rc) sp_diag_print(&d, stderr);
     assert_int_equal(rc, 0);
-    run_to(c.sim, T_END);
-    void *sc = state_bytes(c.sim, &lc);
+    st_run_to(c.sim, T_END);
+    void *sc = st_state_bytes(c.sim, &lc);
     assert_int_equal(la, lc);
     assert_memory_equal(sa, sc, la);
-    sp_snapshot_destroy(s);
     sp_diag_release(&d);
     free(sa); free(sc); free(half);
-    world_close(&a);
-    world_close(&c);
+    st_close(&a);
+    st_close(&c);
 }
 
 /* The acceptance check: another process, datasets and /summary too. */
@@ -395,76 +334,58 @@ static void test_amm_snapcheck_odd(void **state) { (void)state; check_at(17 * SP
 
 /* ---- damaged payloads ---------------------------------------------------------------- */
 
-static void fix_checksum(unsigned char *buf, size_t len)
-{
-    uint64_t h = sp_snapshot_checksum(buf + SP_SNAPSHOT_HEADER_SIZE, len - 32);
-    for (int i = 0; i < 8; i++) buf[len - 8 + i] = (unsigned char)(h >> (8 * i));
-}
-
 /* Restore `buf` and expect the venue's restore to refuse it with `needle`. */
 static void expect_refused(unsigned char *buf, size_t len, const char *who, const char *needle)
 {
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
-    struct world w;
-    fix_checksum(buf, len);
-    assert_int_equal(sp_snapshot_load_buffer(&s, buf, len, "amm.snap", &d), 0);
-    assert_int_equal(sp_snapshot_build_world(s, reg, NULL, 0, &w.sc, &w.cfg, &w.sim, &d), 0);
-    assert_int_equal(sp_sim_start(w.sim), 0);
-    assert_int_equal(sp_snapshot_restore(s, w.sim, &d), SP_SNAPSHOT_EFORMAT);
+    struct st_world w;
+    st_fix_checksum(buf, len);
+    assert_int_equal(st_restore_buffer(&w, buf, len, "amm.snap", reg, &d), SP_SNAPSHOT_EFORMAT);
     if (!strstr(d.text, who) || !strstr(d.text, needle)) fprintf(stderr, "%s", d.text);
     assert_non_null(strstr(d.text, who));
     assert_non_null(strstr(d.text, needle));
-    world_close(&w);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     sp_diag_release(&d);
 }
 
-static unsigned char *find_bytes(unsigned char *hay, size_t n, const void *needle, size_t m)
-{
-    for (size_t i = 0; i + m <= n; i++)
-        if (!memcmp(hay + i, needle, m)) return hay + i;
-    return NULL;
-}
-
-/* The venue's payload begins with a bin of 9 f64: reserves first. */
+/* The venue's payload is an array whose first element is a bin of 9 f64,
+ * reserves first: that bin (checked against the reserve r0). */
 static unsigned char *payload_of(unsigned char *buf, size_t len, const char *venue,
                                  double r0)
 {
     unsigned char head[11] = { 0xc4, 72 };
     memcpy(head + 2, &r0, 8);          /* little-endian hosts only, as the format */
-    unsigned char *name = find_bytes(buf, len, venue, strlen(venue));
-    assert_non_null(name);
-    unsigned char *p = find_bytes(name, (size_t)(buf + len - name), head, 10);
-    assert_non_null(p);
-    return p;
+    unsigned char *p = st_payload(buf, len, venue);
+    assert_true(p[0] >= 0x90 && p[0] <= 0x9f);     /* a fixarray */
+    assert_memory_equal(p + 1, head, 10);
+    return p + 1;
 }
 
 static void test_amm_damaged_payloads_are_refused(void **state)
 {
     (void)state;
     sp_time t = 3 * SP_HOUR;
-    struct world w;
-    world_open(&w);
-    run_to(w.sim, t);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
+    st_run_to(w.sim, t);
     double rp[2], rc[2];
     sp_id pool = sp_sim_find(w.sim, "pool"), curve = sp_sim_find(w.sim, "curve");
     sp_amm_reserves(w.sim, pool, &rp[0], &rp[1]);
     sp_amm_reserves(w.sim, curve, &rc[0], &rc[1]);
-    world_close(&w);
+    st_close(&w);
     size_t len;
     unsigned char *orig = encoded_at(t, &len), *buf = malloc(len);
 
     /* A reserve that disagrees with the venue's ledger balance. */
     memcpy(buf, orig, len);
-    unsigned char *p = payload_of(buf, len, "\xa4pool", rp[0]);
+    unsigned char *p = payload_of(buf, len, "pool", rp[0]);
     double x = rp[0] * 1.5;
     memcpy(p + 2, &x, 8);
     expect_refused(buf, len, "entity 'pool' (market cpmm)", "ledger balance");
 
     /* A negative reserve. */
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "\xa5" "curve", rc[0]);
+    p = payload_of(buf, len, "curve", rc[0]);
     x = -1.0;
     memcpy(p + 2, &x, 8);
     expect_refused(buf, len, "entity 'curve' (market stableswap)", "not positive");
@@ -472,8 +393,8 @@ static void test_amm_damaged_payloads_are_refused(void **state)
     /* An LP holder that does not exist: the holder ids follow the f64 bin
      * and cum_t (an int), in a 2-array: 0x92 0xc4 <8n> ids... */
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "\xa5" "curve", rc[0]);
-    unsigned char *ids = find_bytes(p + 74, 32, "\x92\xc4", 2);
+    p = payload_of(buf, len, "curve", rc[0]);
+    unsigned char *ids = st_find_bytes(p + 74, 32, "\x92\xc4", 2);
     assert_non_null(ids);
     assert_true(ids[2] >= 16 && ids[2] % 8 == 0);   /* the venue and the pokers */
     uint64_t bad = 4000000;
@@ -482,8 +403,8 @@ static void test_amm_damaged_payloads_are_refused(void **state)
 
     /* The venue is not the first holder. */
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "\xa4pool", rp[0]);
-    ids = find_bytes(p + 74, 32, "\x92\xc4\x08", 3);
+    p = payload_of(buf, len, "pool", rp[0]);
+    ids = st_find_bytes(p + 74, 32, "\x92\xc4\x08", 3);
     assert_non_null(ids);
     bad = 0;
     memcpy(ids + 3, &bad, 8);
@@ -499,18 +420,18 @@ static void test_amm_random_payload_damage_never_crashes(void **state)
 {
     (void)state;
     sp_time t = 2 * SP_HOUR + 20 * SP_MIN;
-    struct world w;
-    world_open(&w);
-    run_to(w.sim, t);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
+    st_run_to(w.sim, t);
     double rp[2], rc[2];
     sp_amm_reserves(w.sim, sp_sim_find(w.sim, "pool"), &rp[0], &rp[1]);
     sp_amm_reserves(w.sim, sp_sim_find(w.sim, "curve"), &rc[0], &rc[1]);
-    world_close(&w);
+    st_close(&w);
     size_t len;
     unsigned char *orig = encoded_at(t, &len), *buf = malloc(len);
     size_t off[2] = {
-        (size_t)(payload_of(orig, len, "\xa4pool", rp[0]) - orig),
-        (size_t)(payload_of(orig, len, "\xa5" "curve", rc[0]) - orig),
+        (size_t)(payload_of(orig, len, "pool", rp[0]) - orig),
+        (size_t)(payload_of(orig, len, "curve", rc[0]) - orig),
     };
     struct sp_rng rng;
     sp_rng_init(&rng, 99, 0);
@@ -522,18 +443,18 @@ static void test_amm_random_payload_damage_never_crashes(void **state)
             size_t at = base + (size_t)(sp_rng_uniform(&rng) * 140);
             if (at < len - 8) buf[at] = (unsigned char)sp_rng_next(&rng);
         }
-        fix_checksum(buf, len);
+        st_fix_checksum(buf, len);
         struct sp_diag d = { 0 };
         struct sp_snapshot *s = NULL;
         if (sp_snapshot_load_buffer(&s, buf, len, "r.snap", &d) == 0) {
-            struct world v;
+            struct st_world v;
             if (sp_snapshot_build_world(s, reg, NULL, 0, &v.sc, &v.cfg, &v.sim, &d) == 0) {
                 assert_int_equal(sp_sim_start(v.sim), 0);
                 if (sp_snapshot_restore(s, v.sim, &d)) {
                     refused++;
                     assert_non_null(d.text);
                 }
-                world_close(&v);
+                st_close(&v);
             }
         }
         sp_snapshot_destroy(s);

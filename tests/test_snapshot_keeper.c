@@ -24,7 +24,6 @@
  * resolved scenario a snapshot stores (every default written out) binds —
  * a keeper without flash carries the default flash_fee there.
  */
-#include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +39,7 @@
 #include "snapcheck.h"
 #include "snapshot-internal.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 /* ---- the worlds ------------------------------------------------------------------ */
 
@@ -208,62 +208,17 @@ static const char *yaml_of(const struct wdef *w)
 static int teardown(void **state)
 {
     (void)state;
-    DIR *dp = opendir(dir());
-    struct dirent *e;
-    char path[1300];
-    while (dp && (e = readdir(dp))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", dir(), e->d_name);
-        remove(path);
-    }
-    if (dp) closedir(dp);
-    rmdir(dir());
+    st_rmdir_files(dir());
     return 0;
-}
-
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w, const struct wdef *def)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_of(def), &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void *encode(struct world *w, size_t *len)
-{
-    void *buf;
-    struct sp_diag d = { 0 };
-    int rc = sp_snapshot_encode(w->sim, w->sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
 }
 
 static unsigned char *encoded_at(const struct wdef *def, sp_time t, size_t *len)
 {
-    struct world w;
-    world_open(&w, def);
-    struct sp_run_opts o = { .until = t };
-    assert_int_equal(sp_sim_run(w.sim, &o), SP_RUN_COMPLETE);
-    unsigned char *buf = encode(&w, len);
-    world_close(&w);
+    struct st_world w;
+    st_open(&w, yaml_of(def), sp_registry_builtin());
+    st_run_to(w.sim, t);
+    unsigned char *buf = st_encode(&w, len);
+    st_close(&w);
     return buf;
 }
 
@@ -323,41 +278,29 @@ static unsigned char *get_bin(unsigned char **p, size_t *n)
     return d;
 }
 
-/* The payload of the k-th keeper (entity order) in an encoded state.
- * Records are [type index, payload]; a keeper's payload is a 14-array whose
- * fourth element is a bin of 15 counters (120 bytes) and whose fifth is a
- * bin of 5 doubles: found by that shape.  *ht points at ht_cap. */
-static struct kview view_at(unsigned char *buf, size_t len, int k, unsigned char **ht)
+/* The payload of the k-th keeper of `def` in an encoded state: a 14-array
+ * whose fourth element is a bin of 15 counters and whose fifth is a bin of
+ * 5 doubles.  *ht points at ht_cap. */
+static struct kview view_at(const struct wdef *def, unsigned char *buf, size_t len, int k,
+                            unsigned char **ht)
 {
-    int seen = 0;
-    for (size_t q = 32; q + 124 < len; q++) {
-        if (buf[q] != 0xc4 || buf[q + 1] != 120 || buf[q + 122] != 0xc4 || buf[q + 123] != 40)
-            continue;
-        for (size_t r = q - 30; r + 3 < q; r++) {
-            unsigned char *p = buf + r;
-            uint64_t type, serial, gen, cap;
-            if (*p++ != 0x92 || !get_int(&p, &type) || *p++ != 0x9e) continue;
-            unsigned char *at_cap;
-            if (!get_int(&p, &serial) || !get_int(&p, &gen) || !(at_cap = p) ||
-                !get_int(&p, &cap) || p != buf + q)
-                continue;
-            if (seen++ < k) break;
-            struct kview v;
-            v.ht_cap = cap;
-            for (int i = 0; i < N_BINS; i++) v.bin[i] = get_bin(&p, &v.n[i]);
-            assert_int_equal(v.n[B_COUNTS], 15);
-            assert_int_equal(v.n[B_MONEY], 5);
-            if (ht) *ht = at_cap;
-            return v;
-        }
-    }
-    fail_msg("no payload of keeper %d (found %d)", k, seen);
-    return (struct kview){ 0 };
+    unsigned char *p = st_payload(buf, len, def->keepers[k]);
+    uint64_t serial, gen;
+    struct kview v;
+    if (*p++ != 0x9e) fail_msg("payload of %s: not a 14-array", def->keepers[k]);
+    assert_true(get_int(&p, &serial) && get_int(&p, &gen));
+    unsigned char *at_cap = p;
+    assert_true(get_int(&p, &v.ht_cap));
+    for (int i = 0; i < N_BINS; i++) v.bin[i] = get_bin(&p, &v.n[i]);
+    assert_int_equal(v.n[B_COUNTS], 15);
+    assert_int_equal(v.n[B_MONEY], 5);
+    if (ht) *ht = at_cap;
+    return v;
 }
 
-static struct kview view_of(unsigned char *buf, size_t len, int k)
+static struct kview view_of(const struct wdef *def, unsigned char *buf, size_t len, int k)
 {
-    return view_at(buf, len, k, NULL);
+    return view_at(def, buf, len, k, NULL);
 }
 
 static uint64_t word(const struct kview *v, int b, size_t i)
@@ -380,7 +323,7 @@ static void activity(const struct wdef *def, unsigned char *buf, size_t len, siz
 {
     *used = *bids = 0;
     for (int k = 0; k < 5; k++) {
-        struct kview v = view_of(buf, len, k);
+        struct kview v = view_of(def, buf, len, k);
         for (size_t i = 0; i < v.n[B_META]; i++) *used += word(&v, B_META, i) & 1;
         *bids += v.n[B_EREF];
     }
@@ -393,22 +336,16 @@ static void activity(const struct wdef *def, unsigned char *buf, size_t len, siz
 static void check_restored_reencodes(const struct wdef *def, unsigned char *buf, size_t len)
 {
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
-    struct world w;
-    int rc = sp_snapshot_load_buffer(&s, buf, len, def->name, &d);
-    if (!rc) rc = sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w.sc, &w.cfg,
-                                          &w.sim, &d);
-    if (!rc) rc = sp_sim_start(w.sim);
-    if (!rc) rc = sp_snapshot_restore(s, w.sim, &d);
+    struct st_world w;
+    int rc = st_restore_buffer(&w, buf, len, def->name, sp_registry_builtin(), &d);
     if (rc) sp_diag_print(&d, stderr);
     assert_int_equal(rc, 0);
     size_t l2;
-    void *again = encode(&w, &l2);
+    void *again = st_encode(&w, &l2);
     assert_int_equal(l2, len);
     assert_memory_equal(again, buf, len);
     free(again);
-    world_close(&w);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     sp_diag_release(&d);
 }
 
@@ -464,37 +401,26 @@ static void test_keeper_snapshot_english_auctions(void **state)
 
 /* ---- damaged payloads ---------------------------------------------------------------- */
 
-static void fix_checksum(unsigned char *buf, size_t len)
-{
-    uint64_t h = sp_snapshot_checksum(buf + SP_SNAPSHOT_HEADER_SIZE, len - 32);
-    for (int i = 0; i < 8; i++) buf[len - 8 + i] = (unsigned char)(h >> (8 * i));
-}
-
 /* Restore `buf` and expect the keeper's restore to refuse it with `needle`. */
 static void expect_refused(unsigned char *buf, size_t len, const char *who, const char *needle)
 {
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s;
-    struct world w;
-    fix_checksum(buf, len);
-    assert_int_equal(sp_snapshot_load_buffer(&s, buf, len, "keeper.snap", &d), 0);
-    assert_int_equal(sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w.sc, &w.cfg,
-                                             &w.sim, &d), 0);
-    assert_int_equal(sp_sim_start(w.sim), 0);
-    assert_int_equal(sp_snapshot_restore(s, w.sim, &d), SP_SNAPSHOT_EFORMAT);
+    struct st_world w;
+    st_fix_checksum(buf, len);
+    assert_int_equal(st_restore_buffer(&w, buf, len, "keeper.snap", sp_registry_builtin(), &d),
+                     SP_SNAPSHOT_EFORMAT);
     if (!strstr(d.text, who) || !strstr(d.text, needle)) fprintf(stderr, "%s", d.text);
     assert_non_null(strstr(d.text, who));
     assert_non_null(strstr(d.text, needle));
-    world_close(&w);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     sp_diag_release(&d);
 }
 
 /* The first keeper with a slot in use and a free slot, and that slot. */
-static int busy_keeper(unsigned char *buf, size_t len, size_t *slot)
+static int busy_keeper(const struct wdef *def, unsigned char *buf, size_t len, size_t *slot)
 {
     for (int k = 0; k < 5; k++) {
-        struct kview v = view_of(buf, len, k);
+        struct kview v = view_of(def, buf, len, k);
         if (!v.n[B_FREE]) continue;
         for (size_t i = 0; i < v.n[B_META]; i++)
             if (word(&v, B_META, i) & 1) { *slot = i; return k; }
@@ -509,51 +435,51 @@ static void test_keeper_damaged_payloads_are_refused(void **state)
     size_t len, slot;
     unsigned char *orig = encoded_at(&W_FIXED, T(1, 31, 0), &len), *buf = malloc(len);
     assert_non_null(buf);
-    int k = busy_keeper(orig, len, &slot);
+    int k = busy_keeper(&W_FIXED, orig, len, &slot);
     char who[64];
     snprintf(who, sizeof who, "entity '%s' (agent keeper)", W_FIXED.keepers[k]);
     struct kview v;
 
     /* A free slot out of range. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_FREE, 0, v.n[B_META] + 3);
     expect_refused(buf, len, who, "free opportunity slot");
 
     /* A free slot that is in use. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_FREE, 0, slot);
     expect_refused(buf, len, who, "free opportunity slot");
 
     /* An unknown action. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_META, slot, (word(&v, B_META, slot) & ~0xff00ull) | 0x4000);
     expect_refused(buf, len, who, "bad flags, action");
 
     /* A protocol index past the watched ones. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_REF, slot, (word(&v, B_REF, slot) & 0xffffffffull) | 7ull << 32);
     expect_refused(buf, len, who, "protocol or token");
 
     /* A token that does not exist. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_TOK, 2 * slot, 99);
     expect_refused(buf, len, who, "protocol or token");
 
     /* A used slot marked free: the counts no longer add up. */
     memcpy(buf, orig, len);
-    v = view_of(buf, len, k);
+    v = view_of(&W_FIXED, buf, len, k);
     set_word(&v, B_META, slot, word(&v, B_META, slot) & ~1ull);
     expect_refused(buf, len, who, "free of");
 
     /* A table too small for the slots in use. */
     memcpy(buf, orig, len);
     unsigned char *p;
-    view_at(buf, len, k, &p);
+    view_at(&W_FIXED, buf, len, k, &p);
     if (*p == 0xcc) p++;                         /* ht_cap: a fixint or a uint8 */
     assert_true(*p >= 16 && *p <= 128 && !(*p & (*p - 1)));
     *p = 8;
@@ -569,7 +495,7 @@ static void test_keeper_damaged_payloads_are_refused(void **state)
     bool hit = false;
     for (k = 0; k < 5 && !hit; k++) {
         memcpy(buf, orig, len);
-        v = view_of(buf, len, k);
+        v = view_of(&W_ENGLISH, buf, len, k);
         if (!v.n[B_EREF]) continue;
         set_word(&v, B_EINT, 1, 1000);
         snprintf(who, sizeof who, "entity '%s' (agent keeper)", W_ENGLISH.keepers[k]);
@@ -590,7 +516,7 @@ static void test_keeper_random_payload_damage_never_crashes(void **state)
     size_t len, slot;
     unsigned char *orig = encoded_at(&W_FIXED, T(1, 31, 0), &len), *buf = malloc(len);
     assert_non_null(buf);
-    struct kview v = view_of(orig, len, busy_keeper(orig, len, &slot));
+    struct kview v = view_of(&W_FIXED, orig, len, busy_keeper(&W_FIXED, orig, len, &slot));
     unsigned char *lo = v.bin[B_COUNTS] - 4, *hi = v.bin[B_PAID] + 8 * v.n[B_PAID];
     size_t span = (size_t)(hi - lo), off = (size_t)(lo - orig);
     uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -601,11 +527,11 @@ static void test_keeper_random_payload_damage_never_crashes(void **state)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             buf[off + x % span] ^= (unsigned char)(1u << (x >> 32) % 8);
         }
-        fix_checksum(buf, len);
+        st_fix_checksum(buf, len);
         struct sp_diag d = { 0 };
         struct sp_snapshot *s;
         if (sp_snapshot_load_buffer(&s, buf, len, "keeper.snap", &d) == SP_OK) {
-            struct world w;
+            struct st_world w;
             assert_int_equal(sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w.sc,
                                                      &w.cfg, &w.sim, &d), 0);
             assert_int_equal(sp_sim_start(w.sim), 0);
@@ -615,7 +541,7 @@ static void test_keeper_random_payload_damage_never_crashes(void **state)
                 assert_non_null(d.text);
                 refused++;
             }
-            world_close(&w);
+            st_close(&w);
             sp_snapshot_destroy(s);
         } else {
             refused++;

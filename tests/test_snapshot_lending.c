@@ -42,6 +42,7 @@
 #include "liquidation.h"
 #include "snapcheck.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 /* ---- a borrower ------------------------------------------------------------------ */
 
@@ -484,59 +485,13 @@ static int teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void run_to(struct sp_sim *sim, sp_time t)
-{
-    struct sp_run_opts o = { .until = t };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
-}
-
-static void *encode(struct world *w, size_t *len)
-{
-    struct sp_diag d = { 0 };
-    void *buf = NULL;
-    int rc = sp_snapshot_encode(w->sim, w->sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
-}
-
 /* Restore `buf` into a new world; the return code (message in *msg). */
-static int restore(const void *buf, size_t len, struct world *w, char *msg, size_t size)
+static int restore(const void *buf, size_t len, struct st_world *w, char *msg, size_t size)
 {
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s = NULL;
-    int rc = sp_snapshot_load_buffer(&s, buf, len, "test", &d);
-    if (!rc) rc = sp_snapshot_build_world(s, reg, NULL, 0, &w->sc, &w->cfg, &w->sim, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (!rc) rc = sp_snapshot_restore(s, w->sim, &d);
+    int rc = st_try_restore_buffer(w, buf, len, "test", reg, NULL, 0, &d);
     snprintf(msg, size, "%s", d.text ? d.text : "");
     sp_diag_release(&d);
-    sp_snapshot_destroy(s);
     return rc;
 }
 
@@ -547,13 +502,13 @@ static int restore(const void *buf, size_t len, struct world *w, char *msg, size
 static void test_world_is_busy(void **state)
 {
     (void)state;
-    struct world w;
-    world_open(&w);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
     sp_id pool = sp_sim_find(w.sim, "pool"), maker = sp_sim_find(w.sim, "maker");
     sp_id flip = sp_sim_find(w.sim, "flipper"), amm = sp_sim_find(w.sim, "ammpool");
     size_t live_dutch = 0, live_english = 0, english_bids = 0, multi = 0;
     for (sp_time t = 30 * SP_MIN; t <= 8 * SP_HOUR; t += 5 * SP_MIN) {
-        run_to(w.sim, t);
+        st_run_to(w.sim, t);
         uint32_t ids[256];
         size_t n = sp_liq_auctions(w.sim, maker, ids, 256);
         live_dutch += n;
@@ -578,7 +533,7 @@ static void test_world_is_busy(void **state)
     assert_true(live_english > 0);
     assert_true(english_bids > 0);
     assert_true(multi > 0);
-    world_close(&w);
+    st_close(&w);
 }
 
 static void check_at(sp_time at)
@@ -607,42 +562,32 @@ static void test_snapcheck_5h10m(void **state) { (void)state; check_at(5 * SP_HO
 static void test_restore_in_process(void **state)
 {
     (void)state;
-    struct world a, b;
+    struct st_world a, b;
     char msg[1024];
-    world_open(&a);
-    run_to(a.sim, 2 * SP_HOUR + 35 * SP_MIN);
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 2 * SP_HOUR + 35 * SP_MIN);
     size_t len;
-    void *buf = encode(&a, &len);
+    void *buf = st_encode(&a, &len);
     int rc = restore(buf, len, &b, msg, sizeof msg);
     if (rc) fail_msg("%s", msg);
     for (sp_id p = 0; p < sp_sim_entity_count(b.sim); p++)
         if (sp_lending_is(b.sim, p)) assert_int_equal(sp_lending_check(b.sim, p), 0);
     size_t l2;
-    void *again = encode(&b, &l2);
+    void *again = st_encode(&b, &l2);
     assert_int_equal(l2, len);
     assert_memory_equal(again, buf, len);
-    run_to(a.sim, 6 * SP_HOUR);
-    run_to(b.sim, 6 * SP_HOUR);
+    st_run_to(a.sim, 6 * SP_HOUR);
+    st_run_to(b.sim, 6 * SP_HOUR);
     size_t la, lb;
-    void *ea = encode(&a, &la), *eb = encode(&b, &lb);
+    void *ea = st_encode(&a, &la), *eb = st_encode(&b, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(ea, eb, la);
     free(ea);
     free(eb);
     free(again);
     free(buf);
-    world_close(&a);
-    world_close(&b);
-}
-
-/* Find the lending protocol's payload in the encoded snapshot by a marker
- * the test knows: the bin of the pool's position owners (4-byte ids). */
-static unsigned char *find_bin(unsigned char *buf, size_t len, const unsigned char *body,
-                               size_t n)
-{
-    for (size_t i = 0; i + n <= len; i++)
-        if (!memcmp(buf + i, body, n)) return buf + i;
-    return NULL;
+    st_close(&a);
+    st_close(&b);
 }
 
 /* Corrupted payloads are refused with the entity's name, never a crash: a
@@ -650,10 +595,10 @@ static unsigned char *find_bin(unsigned char *buf, size_t len, const unsigned ch
 static void test_corrupt_payload(void **state)
 {
     (void)state;
-    struct world a, b;
+    struct st_world a, b;
     char msg[1024];
-    world_open(&a);
-    run_to(a.sim, 3 * SP_HOUR);
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 3 * SP_HOUR);
     sp_id pool = sp_sim_find(a.sim, "pool");
     size_t n = sp_lending_position_count(a.sim, pool);
     assert_true(n >= 4);
@@ -663,8 +608,8 @@ static void test_corrupt_payload(void **state)
         for (int k = 0; k < 4; k++) owners[4 * i + k] = (unsigned char)(o >> (8 * k));
     }
     size_t len;
-    unsigned char *buf = encode(&a, &len);
-    unsigned char *at = find_bin(buf, len, owners, sizeof owners);
+    unsigned char *buf = st_encode(&a, &len);
+    unsigned char *at = st_find_bytes(buf, len, owners, sizeof owners);
     assert_non_null(at);
     memset(&b, 0, sizeof b);
     for (int variant = 0; variant < 2; variant++) {
@@ -673,21 +618,17 @@ static void test_corrupt_payload(void **state)
         unsigned char *p = copy + (at - buf);
         if (variant == 0) memcpy(p + 4, p, 4);                      /* a repeated owner */
         else p[3] = 0x7f;                                           /* a huge owner id */
-        /* the checksum covers the body: recompute it the way the format says */
-        uint64_t h = sp_snapshot_checksum(copy + SP_SNAPSHOT_HEADER_SIZE,
-                                          len - SP_SNAPSHOT_HEADER_SIZE - SP_SNAPSHOT_TRAILER_SIZE);
-        for (int i = 0; i < 8; i++) copy[len - 8 + i] = (unsigned char)(h >> (8 * i));
+        st_fix_checksum(copy, len);      /* the checksum covers the body */
         int rc = restore(copy, len, &b, msg, sizeof msg);
         assert_int_not_equal(rc, 0);
         assert_non_null(strstr(msg, "pool"));
         assert_non_null(strstr(msg, "owner"));
-        if (b.sim) sp_sim_destroy(b.sim);
-        if (b.sc) sp_scenario_destroy(b.sc);
+        st_close(&b);
         memset(&b, 0, sizeof b);
         free(copy);
     }
     free(buf);
-    world_close(&a);
+    st_close(&a);
 }
 
 /* Random damage around the pool's payload (behind a valid checksum): the
@@ -696,10 +637,10 @@ static void test_corrupt_payload(void **state)
 static void test_random_damage_never_crashes(void **state)
 {
     (void)state;
-    struct world a, b;
+    struct st_world a, b;
     char msg[1024];
-    world_open(&a);
-    run_to(a.sim, 2 * SP_HOUR + 40 * SP_MIN);
+    st_open(&a, yaml_path, reg);
+    st_run_to(a.sim, 2 * SP_HOUR + 40 * SP_MIN);
     sp_id pool = sp_sim_find(a.sim, "pool");
     unsigned char owners[8];
     for (size_t i = 0; i < 2; i++) {
@@ -707,8 +648,8 @@ static void test_random_damage_never_crashes(void **state)
         for (int k = 0; k < 4; k++) owners[4 * i + k] = (unsigned char)(o >> (8 * k));
     }
     size_t len;
-    unsigned char *buf = encode(&a, &len);
-    unsigned char *at = find_bin(buf, len, owners, sizeof owners);
+    unsigned char *buf = st_encode(&a, &len);
+    unsigned char *at = st_find_bytes(buf, len, owners, sizeof owners);
     assert_non_null(at);
     size_t lo = (size_t)(at - buf) > 300 ? (size_t)(at - buf) - 300 : SP_SNAPSHOT_HEADER_SIZE;
     size_t hi = (size_t)(at - buf) + 4000 < len - 8 ? (size_t)(at - buf) + 4000 : len - 8;
@@ -721,22 +662,19 @@ static void test_random_damage_never_crashes(void **state)
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             copy[lo + x % (hi - lo)] ^= (unsigned char)(1u << (x >> 40) % 8);
         }
-        uint64_t h = sp_snapshot_checksum(copy + SP_SNAPSHOT_HEADER_SIZE,
-                                          len - SP_SNAPSHOT_HEADER_SIZE - SP_SNAPSHOT_TRAILER_SIZE);
-        for (int i = 0; i < 8; i++) copy[len - 8 + i] = (unsigned char)(h >> (8 * i));
+        st_fix_checksum(copy, len);
         memset(&b, 0, sizeof b);
         if (restore(copy, len, &b, msg, sizeof msg) == 0) {
             struct sp_run_opts o = { .until = 2 * SP_HOUR + 50 * SP_MIN };
             sp_sim_run(b.sim, &o);
             ok++;
         }
-        if (b.sim) sp_sim_destroy(b.sim);
-        if (b.sc) sp_scenario_destroy(b.sc);
+        st_close(&b);
     }
     assert_true(ok < 200);
     free(copy);
     free(buf);
-    world_close(&a);
+    st_close(&a);
 }
 
 int main(void)

@@ -44,6 +44,7 @@
 #include "snapcheck.h"
 #include "snapshot-internal.h"
 #include "testutil.h"
+#include "snaptest.h"
 #include "vault.h"
 
 extern const struct sp_module_ops sp_agent_looper_ops;
@@ -199,49 +200,6 @@ static int setup(void **state)
 
 /* ---- worlds ----------------------------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w, const char *path, const struct sp_registry *reg)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void run_to(struct sp_sim *sim, sp_time t)
-{
-    struct sp_run_opts o = { .until = t };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
-    const char *msg = NULL;
-    if (sp_sim_failure(sim, &msg)) fail_msg("run failed: %s", msg ? msg : "?");
-}
-
-static void *encode(struct world *w, size_t *len)
-{
-    struct sp_diag d = { 0 };
-    void *buf = NULL;
-    int rc = sp_snapshot_encode(w->sim, w->sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
-}
-
 static struct sp_snapshot *load(const void *buf, size_t len)
 {
     struct sp_diag d = { 0 };
@@ -253,15 +211,11 @@ static struct sp_snapshot *load(const void *buf, size_t len)
     return s;
 }
 
-/* Build a fresh world from the snapshot's scenario, start it and restore.
- * Returns the restore's code; its message in *d (release it). */
-static int restore_into(struct world *w, const struct sp_snapshot *s, struct sp_diag *d)
+/* Restore `buf` into a fresh world built from its scenario; the restore's
+ * code, its message in *d (release it). */
+static int restore_into(struct st_world *w, const void *buf, size_t len, struct sp_diag *d)
 {
-    int rc = sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w->sc, &w->cfg,
-                                     &w->sim, d);
-    assert_int_equal(rc, 0);
-    assert_int_equal(sp_sim_start(w->sim), 0);
-    return sp_snapshot_restore(s, w->sim, d);
+    return st_restore_buffer(w, buf, len, "leverage.snap", sp_registry_builtin(), d);
 }
 
 /* Same bytes, or fail with the first difference (part, entity, byte). */
@@ -309,33 +263,31 @@ static struct activity activity(struct sp_sim *sim)
 /* Snapshot at t, restore into a fresh world, snapshot again: same bytes. */
 static void roundtrip_at(sp_time t, struct activity *act)
 {
-    struct world a, b;
-    world_open(&a, chain_path, sp_registry_builtin());
-    run_to(a.sim, t);
+    struct st_world a, b;
+    st_open(&a, chain_path, sp_registry_builtin());
+    st_run_to(a.sim, t);
     if (act) *act = activity(a.sim);
     size_t la, lb;
-    void *sa = encode(&a, &la);
-    struct sp_snapshot *s = load(sa, la);
+    void *sa = st_encode(&a, &la);
     struct sp_diag d = { 0 };
-    int rc = restore_into(&b, s, &d);
+    int rc = restore_into(&b, sa, la, &d);
     if (rc) fail_msg("restore at %g s: %s", sp_time_sec(t), d.text ? d.text : "?");
     sp_diag_release(&d);
-    sp_snapshot_destroy(s);
     assert_int_equal(sp_sim_now(b.sim), sp_sim_now(a.sim));
-    void *sb = encode(&b, &lb);
+    void *sb = st_encode(&b, &lb);
     assert_same_state(sa, la, sb, lb);
     /* Both continue alike for a while (the restored world is live). */
-    run_to(a.sim, t + 3 * SP_HOUR);
-    run_to(b.sim, t + 3 * SP_HOUR);
+    st_run_to(a.sim, t + 3 * SP_HOUR);
+    st_run_to(b.sim, t + 3 * SP_HOUR);
     free(sa);
     free(sb);
-    sa = encode(&a, &la);
-    sb = encode(&b, &lb);
+    sa = st_encode(&a, &la);
+    sb = st_encode(&b, &lb);
     assert_same_state(sa, la, sb, lb);
     free(sa);
     free(sb);
-    world_close(&a);
-    world_close(&b);
+    st_close(&a);
+    st_close(&b);
 }
 
 static void test_leverage_roundtrip_while_looping(void **state)
@@ -372,29 +324,27 @@ static void test_leverage_roundtrip_after_the_buyback(void **state)
 /* Run to T in one go ≡ run to t1, snapshot, restore in a fresh world, run to T. */
 static void continuation(sp_time t1)
 {
-    struct world a, b, c;
-    world_open(&a, chain_path, sp_registry_builtin());
-    run_to(a.sim, T_END);
+    struct st_world a, b, c;
+    st_open(&a, chain_path, sp_registry_builtin());
+    st_run_to(a.sim, T_END);
     size_t la, lc, lb;
-    void *sa = encode(&a, &la);
-    world_open(&b, chain_path, sp_registry_builtin());
-    run_to(b.sim, t1);
-    void *sb = encode(&b, &lb);
-    world_close(&b);
-    struct sp_snapshot *s = load(sb, lb);
+    void *sa = st_encode(&a, &la);
+    st_open(&b, chain_path, sp_registry_builtin());
+    st_run_to(b.sim, t1);
+    void *sb = st_encode(&b, &lb);
+    st_close(&b);
     struct sp_diag d = { 0 };
-    int rc = restore_into(&c, s, &d);
+    int rc = restore_into(&c, sb, lb, &d);
     if (rc) fail_msg("restore at %g s: %s", sp_time_sec(t1), d.text ? d.text : "?");
     sp_diag_release(&d);
-    sp_snapshot_destroy(s);
-    run_to(c.sim, T_END);
-    void *sc = encode(&c, &lc);
+    st_run_to(c.sim, T_END);
+    void *sc = st_encode(&c, &lc);
     assert_same_state(sa, la, sc, lc);
     free(sa);
     free(sb);
     free(sc);
-    world_close(&a);
-    world_close(&c);
+    st_close(&a);
+    st_close(&c);
 }
 
 static void test_leverage_continuation_equals_one_run(void **state)
@@ -482,21 +432,19 @@ static void expect_refused(const char *path, sp_time t, const struct sp_module_o
         const struct sp_module_ops *o = sp_registry_get(builtin, i);
         assert_int_equal(sp_registry_add(reg, o == real ? &liar : o), 0);
     }
-    struct world a, b;
-    world_open(&a, path, reg);
-    run_to(a.sim, t);
+    struct st_world a, b;
+    st_open(&a, path, reg);
+    st_run_to(a.sim, t);
     size_t len;
-    void *buf = encode(&a, &len);
-    world_close(&a);
-    struct sp_snapshot *s = load(buf, len);
+    void *buf = st_encode(&a, &len);
+    st_close(&a);
     struct sp_diag d = { 0 };
-    assert_int_equal(restore_into(&b, s, &d), SP_SNAPSHOT_EFORMAT);
+    assert_int_equal(restore_into(&b, buf, len, &d), SP_SNAPSHOT_EFORMAT);
     assert_non_null(d.text);
     if (!strstr(d.text, entity) || !strstr(d.text, needle))
         fail_msg("expected '%s' and '%s' in: %s", entity, needle, d.text);
     sp_diag_release(&d);
-    sp_snapshot_destroy(s);
-    world_close(&b);
+    st_close(&b);
     free(buf);
     sp_registry_destroy(reg);
 }

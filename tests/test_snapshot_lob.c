@@ -36,6 +36,7 @@
 #include "snapshot-internal.h"
 #include "snapcheck.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 #define MIN ((sp_time)60 * 1000000)
 #define T_END (90 * MIN)
@@ -79,61 +80,10 @@ static int setup(void **state)
     return 0;
 }
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w)
-{
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&w->sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (!rc) rc = sp_sim_start(w->sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-/* Run to t; `pause`: stop at the last event before it, as a checkpoint does. */
-static void run_to(struct sp_sim *sim, sp_time t, bool pause)
-{
-    struct sp_run_opts o = { .until = t, .pause = pause };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
-}
-
-/* The snapshot as bytes (with the scenario, so it can be restored). */
-static unsigned char *encode(struct world *w, size_t *len)
-{
-    struct sp_diag d = { 0 };
-    void *buf;
-    int rc = sp_snapshot_encode(w->sim, w->sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    return buf;
-}
-
 /* Restore `buf` into a new world; returns the restore's code, message in *d. */
-static int restore(struct world *w, const void *buf, size_t len, struct sp_diag *d)
+static int restore(struct st_world *w, const void *buf, size_t len, struct sp_diag *d)
 {
-    struct sp_snapshot *s;
-    int rc = sp_snapshot_load_buffer(&s, buf, len, "lob.snap", d);
-    assert_int_equal(rc, 0);
-    rc = sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w->sc, &w->cfg, &w->sim, d);
-    assert_int_equal(rc, 0);
-    assert_int_equal(sp_sim_start(w->sim), 0);
-    rc = sp_snapshot_restore(s, w->sim, d);
-    sp_snapshot_destroy(s);
-    return rc;
+    return st_restore_buffer(w, buf, len, "lob.snap", sp_registry_builtin(), d);
 }
 
 static struct sp_lob_stats book_stats(struct sp_sim *sim)
@@ -171,14 +121,14 @@ static void expect_same_state(const void *a, size_t la, const void *b, size_t lb
  * one go (`one`). */
 static void roundtrip_at(sp_time t1, const unsigned char *one, size_t lone)
 {
-    struct world b, c;
-    world_open(&b);
-    run_to(b.sim, t1, true);
+    struct st_world b, c;
+    st_open(&b, yaml_path, sp_registry_builtin());
+    st_run(b.sim, t1, true);
     struct sp_lob_stats st = book_stats(b.sim);
     assert_true(st.resting[0] > 0 && st.resting[1] > 0);   /* a busy book */
     size_t lb;
-    unsigned char *sb = encode(&b, &lb);
-    world_close(&b);
+    unsigned char *sb = st_encode(&b, &lb);
+    st_close(&b);
 
     struct sp_diag d = { 0 };
     int rc = restore(&c, sb, lb, &d);
@@ -186,27 +136,27 @@ static void roundtrip_at(sp_time t1, const unsigned char *one, size_t lone)
     sp_diag_release(&d);
     assert_int_equal(rc, 0);
     size_t lr;
-    unsigned char *sr = encode(&c, &lr);
+    unsigned char *sr = st_encode(&c, &lr);
     expect_same_state(sb, lb, sr, lr);
-    run_to(c.sim, T_END, false);
+    st_run_to(c.sim, T_END);
     size_t lc;
-    unsigned char *sc = encode(&c, &lc);
+    unsigned char *sc = st_encode(&c, &lc);
     expect_same_state(one, lone, sc, lc);
     free(sb);
     free(sr);
     free(sc);
-    world_close(&c);
+    st_close(&c);
 }
 
 static void test_snapshot_lob_restore_then_run_equals_one_run(void **state)
 {
     (void)state;
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, T_END, false);
+    struct st_world a;
+    st_open(&a, yaml_path, sp_registry_builtin());
+    st_run_to(a.sim, T_END);
     size_t la;
-    unsigned char *sa = encode(&a, &la);
-    world_close(&a);
+    unsigned char *sa = st_encode(&a, &la);
+    st_close(&a);
     static const sp_time at[] = { 3 * MIN + 17, 20 * MIN, 44 * MIN + 123457, 71 * MIN + 1 };
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) roundtrip_at(at[i], sa, la);
     free(sa);
@@ -230,32 +180,6 @@ static void test_snapshot_lob_snapcheck(void **state)
 
 /* ---- damaged payloads -------------------------------------------------------------- */
 
-static unsigned char *find_bytes(unsigned char *hay, size_t n, const char *needle, size_t m)
-{
-    for (size_t i = 0; i + m <= n; i++)
-        if (!memcmp(hay + i, needle, m)) return hay + i;
-    return NULL;
-}
-
-static void fix_checksum(unsigned char *buf, size_t len)
-{
-    uint64_t h = sp_snapshot_checksum(buf + SP_SNAPSHOT_HEADER_SIZE, len - 32);
-    for (int i = 0; i < 8; i++) buf[len - 8 + i] = (unsigned char)(h >> (8 * i));
-}
-
-/* The start of the payload of the record of entity `name`. */
-static unsigned char *payload_of(unsigned char *buf, size_t len, const char *name)
-{
-    struct sp_snapshot *s;
-    struct sp_diag d = { 0 };
-    assert_int_equal(sp_snapshot_load_buffer(&s, buf, len, "lob.snap", &d), 0);
-    long off = sp_snapshot_payload_offset(s, name);
-    sp_snapshot_destroy(s);
-    sp_diag_release(&d);
-    assert_true(off > 0);
-    return buf + off;
-}
-
 /* The data of the bin at p; *n its length. */
 static unsigned char *bin_data(unsigned char *p, size_t *n)
 {
@@ -268,31 +192,31 @@ static unsigned char *bin_data(unsigned char *p, size_t *n)
 
 static void expect_refused(unsigned char *buf, size_t len, const char *entity, const char *msg)
 {
-    fix_checksum(buf, len);
-    struct world w;
+    st_fix_checksum(buf, len);
+    struct st_world w;
     struct sp_diag d = { 0 };
     assert_int_equal(restore(&w, buf, len, &d), SP_SNAPSHOT_EFORMAT);
     if (!strstr(d.text, entity) || !strstr(d.text, msg)) fprintf(stderr, "%s\n", d.text);
     assert_non_null(strstr(d.text, entity));
     assert_non_null(strstr(d.text, msg));
     sp_diag_release(&d);
-    world_close(&w);
+    st_close(&w);
 }
 
 static void test_snapshot_lob_refuses_damaged_payloads(void **state)
 {
     (void)state;
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, 30 * MIN, true);
+    struct st_world a;
+    st_open(&a, yaml_path, sp_registry_builtin());
+    st_run(a.sim, 30 * MIN, true);
     size_t len;
-    unsigned char *orig = encode(&a, &len);
-    world_close(&a);
+    unsigned char *orig = st_encode(&a, &len);
+    st_close(&a);
     unsigned char *buf = malloc(len);
 
     /* The venue: [book = [ids, free, live, volume, notional, n_fills], owners, ...]. */
     memcpy(buf, orig, len);
-    unsigned char *p = payload_of(buf, len, "abm");
+    unsigned char *p = st_payload(buf, len, "abm");
     assert_int_equal(p[0], 0x97);
     assert_int_equal(p[1], 0x96);
     size_t n;
@@ -302,7 +226,7 @@ static void test_snapshot_lob_refuses_damaged_payloads(void **state)
     expect_refused(buf, len, "entity 'abm' (market lob)", "does not match its slot");
 
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "abm");
+    p = st_payload(buf, len, "abm");
     ids = bin_data(p + 2, &n);
     unsigned char *fr = bin_data(ids + n, &n);
     assert_true(n >= 8);
@@ -310,7 +234,7 @@ static void test_snapshot_lob_refuses_damaged_payloads(void **state)
     expect_refused(buf, len, "entity 'abm' (market lob)", "free list slot out of range");
 
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "abm");
+    p = st_payload(buf, len, "abm");
     ids = bin_data(p + 2, &n);
     fr = bin_data(ids + n, &n);
     unsigned char *live = bin_data(fr + n, &n);
@@ -320,7 +244,7 @@ static void test_snapshot_lob_refuses_damaged_payloads(void **state)
 
     /* A momentum trader: [head, ring]; head past the window of 8. */
     memcpy(buf, orig, len);
-    p = payload_of(buf, len, "mom_0");
+    p = st_payload(buf, len, "mom_0");
     assert_int_equal(p[0], 0x92);
     assert_true(p[1] < 8);
     p[1] = 9;
@@ -336,12 +260,12 @@ static void test_snapshot_lob_refuses_damaged_payloads(void **state)
 static void test_snapshot_lob_survives_random_damage(void **state)
 {
     (void)state;
-    struct world a;
-    world_open(&a);
-    run_to(a.sim, 25 * MIN, true);
+    struct st_world a;
+    st_open(&a, yaml_path, sp_registry_builtin());
+    st_run(a.sim, 25 * MIN, true);
     size_t len;
-    unsigned char *orig = encode(&a, &len);
-    world_close(&a);
+    unsigned char *orig = st_encode(&a, &len);
+    st_close(&a);
     unsigned char *buf = malloc(len);
     static const char *const names[] = { "abm", "mm_1", "mom_2", "value_3", "noise_4" };
     struct sp_rng rng;
@@ -350,12 +274,12 @@ static void test_snapshot_lob_survives_random_damage(void **state)
     for (int k = 0; k < 400; k++) {
         memcpy(buf, orig, len);
         const char *name = names[k % 5];
-        size_t at = (size_t)(payload_of(buf, len, name) - buf);
+        size_t at = (size_t)(st_payload(buf, len, name) - buf);
         size_t span = !strcmp(name, "abm") ? 600 : 40;
         if (at + span > len - 8) span = len - 8 - at;
         for (int j = 0, n = 1 + (int)sp_rng_below(&rng, 3); j < n; j++)
             buf[at + sp_rng_below(&rng, span)] = (unsigned char)sp_rng_next(&rng);
-        fix_checksum(buf, len);
+        st_fix_checksum(buf, len);
         struct sp_diag d = { 0 };
         struct sp_snapshot *s = NULL;
         if (sp_snapshot_load_buffer(&s, buf, len, "damaged.snap", &d)) {
@@ -363,7 +287,7 @@ static void test_snapshot_lob_survives_random_damage(void **state)
             sp_diag_release(&d);
             continue;
         }
-        struct world w;
+        struct st_world w;
         int rc = sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &w.sc, &w.cfg,
                                          &w.sim, &d);
         assert_int_equal(rc, 0);
@@ -378,7 +302,7 @@ static void test_snapshot_lob_survives_random_damage(void **state)
         }
         sp_snapshot_destroy(s);
         sp_diag_release(&d);
-        world_close(&w);
+        st_close(&w);
     }
     assert_true(refused > 100 && ran > 20);   /* both kinds happened */
     free(buf);

@@ -37,6 +37,7 @@
 #include "oracle.h"
 #include "snapcheck.h"
 #include "testutil.h"
+#include "snaptest.h"
 
 /* ---- a test agent that subscribes to an oracle ------------------------------------ */
 
@@ -238,19 +239,10 @@ static int teardown(void **state)
 static void test_world_is_busy(void **state)
 {
     (void)state;
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-    struct sp_diag d = { 0 };
-    int rc = sp_scenario_load(&sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(sc, reg, &cfg, &d);
-    if (!rc) rc = sp_world_build(&sim, &cfg, &d);
-    if (!rc) rc = sp_sim_start(sim);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    struct sp_run_opts o = { .until = 6 * SP_HOUR };
-    assert_int_equal(sp_sim_run(sim, &o), SP_RUN_COMPLETE);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
+    struct sp_sim *sim = w.sim;
+    st_run_to(sim, 6 * SP_HOUR);
     const char *oracles[] = { "cl", "cl_ref", "cl_book", "osm", "hb", "hb_val" };
     for (size_t i = 0; i < sizeof oracles / sizeof oracles[0]; i++) {
         sp_id id = sp_sim_find(sim, oracles[i]);
@@ -264,8 +256,7 @@ static void test_world_is_busy(void **state)
     assert_true(h->n_heard > 10);
     h = sp_sim_entity_state(sim, sp_sim_find(sim, "hear_book"));
     assert_true(h->n_heard > 2);
-    sp_sim_destroy(sim);
-    sp_scenario_destroy(sc);
+    st_close(&w);
 }
 
 static void check_at(sp_time at, sp_time until)
@@ -298,23 +289,11 @@ static void test_restore_continues_exactly(void **state)
 /* Run to t1 and encode a snapshot (with the scenario). */
 static void *snapshot_at(sp_time t1, size_t *len)
 {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-    struct sp_diag d = { 0 };
-    void *buf = NULL;
-    int rc = sp_scenario_load(&sc, yaml_path, &d);
-    if (!rc) rc = sp_world_bind(sc, reg, &cfg, &d);
-    if (!rc) rc = sp_world_build(&sim, &cfg, &d);
-    if (!rc) rc = sp_sim_start(sim);
-    struct sp_run_opts o = { .until = t1 };
-    if (!rc && sp_sim_run(sim, &o) != SP_RUN_COMPLETE) rc = SP_EMODEL;
-    if (!rc) rc = sp_snapshot_encode(sim, sc, &buf, len, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    sp_diag_release(&d);
-    assert_int_equal(rc, 0);
-    sp_sim_destroy(sim);
-    sp_scenario_destroy(sc);
+    struct st_world w;
+    st_open(&w, yaml_path, reg);
+    st_run_to(w.sim, t1);
+    void *buf = st_encode(&w, len);
+    st_close(&w);
     return buf;
 }
 
@@ -323,20 +302,12 @@ static void *snapshot_at(sp_time t1, size_t *len)
 static int restore_with(const void *buf, size_t len, const char *set, char *msg, size_t size)
 {
     struct sp_diag d = { 0 };
-    struct sp_snapshot *s = NULL;
-    struct sp_scenario *sc = NULL;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim = NULL;
+    struct st_world w;
     const char *sets[1] = { set };
-    int rc = sp_snapshot_load_buffer(&s, buf, len, "test", &d);
-    if (!rc) rc = sp_snapshot_build_world(s, reg, set ? sets : NULL, set ? 1 : 0, &sc, &cfg, &sim, &d);
-    if (!rc) rc = sp_sim_start(sim);
-    if (!rc) rc = sp_snapshot_restore(s, sim, &d);
+    int rc = st_try_restore_buffer(&w, buf, len, "test", reg, set ? sets : NULL, set ? 1 : 0, &d);
     snprintf(msg, size, "%s", d.text ? d.text : "");
     sp_diag_release(&d);
-    if (sim) sp_sim_destroy(sim);
-    if (sc) sp_scenario_destroy(sc);
-    sp_snapshot_destroy(s);
+    st_close(&w);
     return rc;
 }
 
@@ -391,8 +362,7 @@ static void test_damaged_payloads_never_crash(void **state)
             size_t at = SP_SNAPSHOT_HEADER_SIZE + body - 1 - sp_rng_below(&rng, body * 2 / 5);
             m[at] = (unsigned char)sp_rng_below(&rng, 256);
         }
-        uint64_t c = sp_snapshot_checksum(m + SP_SNAPSHOT_HEADER_SIZE, body);
-        memcpy(m + len - SP_SNAPSHOT_TRAILER_SIZE, &c, 8);   /* little-endian host */
+        st_fix_checksum(m, len);
         char msg[2048];
         if (restore_with(m, len, NULL, msg, sizeof msg)) n_refused++;
         else n_ok++;
