@@ -718,6 +718,11 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
     }
     /* The scenario name, for default paths: from the resolved YAML's
      * `name:` line (validated again when the world is built). */
+    if (strcmp(sp_snapshot_spiral_version(snap), SPIRAL_VERSION))
+        fprintf(stderr, "spiral resume: warning: %s was written by spiral %s, this is %s; the "
+                "format is the same (version %u), and any module state that no longer fits "
+                "is refused\n", path, sp_snapshot_spiral_version(snap), SPIRAL_VERSION,
+                SP_SNAPSHOT_VERSION);
     char name[256], default_out[PATH_MAX], tbuf[64];
     sp_snapshot_name(snap, name, sizeof name);
     if (!output) {
