@@ -63,10 +63,16 @@ asan)
     ;;
 fuzz)
     deps
-    if ! command -v clang >/dev/null; then
+    # clang and its runtimes (libFuzzer, ASan: libclang-rt-dev, only
+    # recommended by clang, so named here).
+    fz=()
+    for p in clang libclang-rt-dev; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || fz+=("$p")
+    done
+    if [ ${#fz[@]} -gt 0 ]; then
         sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
         $sudo apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends clang
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${fz[@]}"
     fi
     build build-fuzz -DCMAKE_C_COMPILER=clang -DSPIRAL_FUZZ=ON -DBUILD_TESTING=OFF
     mkdir -p build-fuzz/corpus
