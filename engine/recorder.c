@@ -130,6 +130,7 @@ struct sp_rec_table {
     uint64_t n_queued;      /* rows handed to the writer (or written) */
     bool all8;              /* every column F64 or I64: rows copied without a switch */
     size_t buf_bytes;
+    char *name;             /* the group path as given, e.g. "/markets/pool" */
     size_t ncols;
     struct rec_col cols[];
 };
@@ -155,6 +156,7 @@ struct sp_rec {
     size_t chunk_rows;
     struct sp_rec_table **tables;
     size_t n_tables, a_tables;
+    char *path;             /* the file, as given to sp_rec_create */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -358,6 +360,7 @@ static void rec_free(struct sp_rec *r)
     close_id(&r->scalar, H5Sclose);
     close_id(&r->str_type, H5Tclose);
     free(r->tables);
+    free(r->path);
     free(r);
 }
 
@@ -386,6 +389,11 @@ int sp_rec_create(struct sp_rec **out, const char *path, const struct sp_rec_opt
     pthread_cond_init(&r->free_cv, NULL);
     r->compression = compression;
     r->chunk_rows = chunk_rows;
+    r->path = strdup(path);
+    if (!r->path) {
+        rec_free(r);
+        return SP_ENOMEM;
+    }
     const char *thr = getenv("SPIRAL_RECORDER_THREADS");
     r->inline_writes = thr && strcmp(thr, "0") == 0;
 
@@ -615,6 +623,7 @@ static void table_free(struct sp_rec_table *t)
     close_id(&t->file_space, H5Sclose);
     close_id(&t->group, H5Oclose);   /* H5Oclose: may be a non-group on a failed create */
     free(t->block);
+    free(t->name);
     free(t);
 }
 
@@ -741,6 +750,11 @@ static int sp_rec_table_create_unlocked(struct sp_rec *r, const char *group, con
     struct sp_rec_table *t = table_alloc(r, cols, ncols);
     if (!t)
         return SP_ENOMEM;
+    t->name = strdup(group);
+    if (!t->name) {
+        table_free(t);
+        return SP_ENOMEM;
+    }
 
     rc = open_or_create(r, group, &t->group);
     if (rc == 0 && H5Iget_type(t->group) != H5I_GROUP)
@@ -1061,3 +1075,11 @@ int sp_rec_table_create(struct sp_rec *r, const char *group, const struct sp_rec
     pthread_mutex_unlock(&r->h5_mu);
     return rc;
 }
+
+const char *sp_rec_path(const struct sp_rec *r) { return r ? r->path : NULL; }
+size_t sp_rec_table_count(const struct sp_rec *r) { return r ? r->n_tables : 0; }
+const struct sp_rec_table *sp_rec_table_at(const struct sp_rec *r, size_t i)
+{
+    return r && i < r->n_tables ? r->tables[i] : NULL;
+}
+const char *sp_rec_table_name(const struct sp_rec_table *t) { return t->name; }

@@ -42,6 +42,7 @@
 #include <msgpack.h>
 #include "spiral/error.h"
 #include "spiral/module.h"
+#include "spiral/recorder.h"
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
 #include "spiral/snapshot.h"
@@ -672,6 +673,10 @@ struct sp_snapshot {
     uint32_t version;
     char *spiral_version, *scenario, *scenario_path;
     uint64_t seed, n_ents, n_tokens;
+    char *out_path;                  /* the output being written (NULL: none) */
+    size_t n_out;                    /* its tables and their rows at the snapshot */
+    char **out_name;
+    uint64_t *out_rows;
     size_t n_runs;                   /* entity names: runs of (prefix, count) */
     char **run_name;                 /* count 0: a literal name; else prefix0 .. prefix{count-1} */
     uint64_t *run_count;
@@ -700,6 +705,10 @@ void sp_snapshot_destroy(struct sp_snapshot *s)
     for (size_t i = 0; s->type_kind && i < s->n_types; i++) free(s->type_kind[i]);
     for (size_t i = 0; s->type_name && i < s->n_types; i++) free(s->type_name[i]);
     for (size_t i = 0; s->run_name && i < s->n_runs; i++) free(s->run_name[i]);
+    for (size_t i = 0; s->out_name && i < s->n_out; i++) free(s->out_name[i]);
+    free(s->out_name);
+    free(s->out_rows);
+    free(s->out_path);
     free(s->run_name);
     free(s->run_count);
     free(s->events);
@@ -773,7 +782,7 @@ static int parse_header(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
     struct sp_snapshot_reader r;
     r_init(&r, &o, s->name, "header", NULL);
     size_t n;
-    if (!sp_snap_get_map(&r, &n) && n != 10) sp_snap_fail(&r, "expected 10 keys, found %zu", n);
+    if (!sp_snap_get_map(&r, &n) && n != 11) sp_snap_fail(&r, "expected 11 keys, found %zu", n);
     if (!get_key(&r, "spiral")) get_strdup(&r, &s->spiral_version);
     if (!get_key(&r, "scenario_path")) get_strdup(&r, &s->scenario_path);
     if (!get_key(&r, "scenario")) get_strdup(&r, &s->scenario);
@@ -820,6 +829,26 @@ static int parse_header(struct sp_snapshot *s, size_t *off, struct sp_diag *d)
         if (!r.err && total != s->n_ents)
             sp_snap_fail(&r, "names: %llu names for %llu entities", (unsigned long long)total,
                          (unsigned long long)s->n_ents);
+    }
+    /* the recorder's position: nil, or [path, [[table, rows], ...]] */
+    if (!get_key(&r, "output")) {
+        const msgpack_object *ov = r_peek(&r);
+        if (ov && ov->type == MSGPACK_OBJECT_NIL) {
+            sp_snap_get_nil(&r);
+        } else if (!sp_snap_get_array_n(&r, 2) && !get_strdup(&r, &s->out_path) &&
+                   !sp_snap_get_array(&r, &s->n_out)) {
+            s->out_name = calloc(s->n_out + 1, sizeof *s->out_name);
+            s->out_rows = calloc(s->n_out + 1, sizeof *s->out_rows);
+            if (!s->out_name || !s->out_rows) sp_snap_fail(&r, "out of memory");
+            for (size_t i = 0; !r.err && i < s->n_out; i++) {
+                sp_snap_get_array_n(&r, 2);
+                get_strdup(&r, &s->out_name[i]);
+                sp_snap_get_u64(&r, &s->out_rows[i]);
+                sp_snap_get_end(&r);
+            }
+            sp_snap_get_end(&r);
+            sp_snap_get_end(&r);
+        }
     }
     sp_snap_get_end(&r);
     if (!r.err && s->now < 0) sp_snap_fail(&r, "negative time");
@@ -1451,11 +1480,30 @@ static void write_names(struct sp_snapshot_writer *w, struct sp_sim *sim)
     }
 }
 
+/* The recorder's position: the output file and how many rows each of its
+ * tables holds at the snapshot (nil without a recorder). */
+static void write_output(struct sp_snapshot_writer *w, const struct sp_rec *rec)
+{
+    put_key(w, "output");
+    if (w->err) return;
+    if (!rec) { sp_snap_put_nil(w); return; }
+    size_t n = sp_rec_table_count(rec);
+    msgpack_pack_array(&w->pk, 2);
+    put_key(w, sp_rec_path(rec));
+    msgpack_pack_array(&w->pk, n);
+    for (size_t i = 0; i < n && !w->err; i++) {
+        const struct sp_rec_table *t = sp_rec_table_at(rec, i);
+        msgpack_pack_array(&w->pk, 2);
+        put_key(w, sp_rec_table_name(t));
+        sp_snap_put_u64(w, sp_rec_table_rows(t));
+    }
+}
+
 /* The body (header map, engine map, entity records) through w->pk. */
 static int encode_body(struct sp_snapshot_writer *w, struct sp_sim *sim, const char *yaml,
                        const char *scenario_path, struct sp_diag *d)
 {
-    msgpack_pack_map(&w->pk, 10);
+    msgpack_pack_map(&w->pk, 11);
     put_key(w, "spiral");
     put_key(w, SPIRAL_VERSION);
     put_key(w, "scenario_path");
@@ -1490,6 +1538,7 @@ static int encode_body(struct sp_snapshot_writer *w, struct sp_sim *sim, const c
     }
     free(types);
     write_names(w, sim);
+    write_output(w, sim->rec);
     write_engine(w, sim);
     /* one record per entity */
     for (size_t i = 0; i < sim->n_ents && !w->err; i++) {
@@ -2046,6 +2095,14 @@ void sp_snapshot_print_info(const struct sp_snapshot *s, FILE *out)
             s->scenario_path && *s->scenario_path ? s->scenario_path : "(none)",
             sp_snapshot_name(s, name, sizeof name));
     fprintf(out, "  seed         %llu\n", (unsigned long long)s->seed);
+    if (s->out_path) {
+        uint64_t rows = 0;
+        for (size_t i = 0; i < s->n_out; i++) rows += s->out_rows[i];
+        fprintf(out, "  output       %s (%llu rows in %zu tables up to here)\n", s->out_path,
+                (unsigned long long)rows, s->n_out);
+    } else {
+        fprintf(out, "  output       none\n");
+    }
     fprintf(out, "  time         %s of horizon %s\n", sp_format_duration(s->now, t, sizeof t),
             sp_format_duration(s->horizon, h, sizeof h));
     fprintf(out, "  entities     %llu\n", (unsigned long long)s->n_ents);
@@ -2069,4 +2126,13 @@ void sp_snapshot_print_info(const struct sp_snapshot *s, FILE *out)
     if (s->n_redeem) fprintf(out, "  redemptions  %zu pending\n", s->n_redeem);
     fprintf(out, "Continue it with: spiral resume %s [--until T] [-o OUT.h5] [--set KEY=VAL ...]\n",
             s->name);
+}
+
+const char *sp_snapshot_output(const struct sp_snapshot *s) { return s->out_path; }
+size_t sp_snapshot_output_tables(const struct sp_snapshot *s) { return s->n_out; }
+const char *sp_snapshot_output_table(const struct sp_snapshot *s, size_t i, uint64_t *rows)
+{
+    if (i >= s->n_out) return NULL;
+    if (rows) *rows = s->out_rows[i];
+    return s->out_name[i];
 }

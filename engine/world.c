@@ -796,6 +796,8 @@ static int write_header(struct sp_rec *rec, struct sp_scenario *sc, const struct
         }
         rc |= sp_rec_attr_str(rec, "/", "overrides", ov);
         free(ov);
+        const char *po = sp_snapshot_output(req->resume);
+        rc |= sp_rec_attr_str(rec, "/", "parent_output", po ? po : "");
     }
     rc |= write_entities(rec, sim);
     rc |= sp_trades_open(sim, rec);
@@ -864,6 +866,23 @@ static enum sp_run_status run_segments(struct sp_sim *sim, struct sp_scenario *s
     }
 }
 
+/* In a resumed output, each table that the parent's output also had gets
+ * `parent_rows`: the rows the parent held when the snapshot was taken, so
+ * the parent's first parent_rows rows + these rows = the whole history. */
+static void mark_parent_rows(struct sp_rec *rec, const struct sp_snapshot *s)
+{
+    for (size_t i = 0; i < sp_snapshot_output_tables(s); i++) {
+        uint64_t rows;
+        const char *name = sp_snapshot_output_table(s, i, &rows);
+        if (!strcmp(name, "/entities")) continue;          /* whole in every file */
+        for (size_t k = 0; k < sp_rec_table_count(rec); k++)
+            if (!strcmp(sp_rec_table_name(sp_rec_table_at(rec, k)), name)) {
+                sp_rec_attr_i64(rec, name, "parent_rows", (int64_t)rows);
+                break;
+            }
+    }
+}
+
 /* Open the output, start (and restore), run, finish, close: the part of a
  * run after the sim is built.  Takes ownership of `sim`. */
 static int world_run_sim(struct sp_sim *sim, struct sp_scenario *sc,
@@ -900,6 +919,7 @@ static int world_run_sim(struct sp_sim *sim, struct sp_scenario *sc,
         sp_sim_destroy(sim);
         return rc == SP_ENOMEM ? SP_ENOMEM : SP_ECONFIG;
     }
+    if (started && req->resume && rec) mark_parent_rows(rec, req->resume);
     if (started) st = run_segments(sim, sc, cfg, req, d);
     if (started && st == SP_RUN_COMPLETE && req->final_snapshot &&
         sp_snapshot_write(sim, sc, req->final_snapshot, d)) {

@@ -17,6 +17,7 @@
  * change).
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,21 @@ static void decode(const uint8_t *data, size_t size)
     d.max_errors = 4;
     struct sp_snapshot *s = NULL;
     if (sp_snapshot_load_buffer(&s, data, size, "fuzz", &d) == 0) {
-        /* Exercise the accessors of an accepted file. */
+        /* Exercise the accessors and `spiral info` of an accepted file,
+         * and the comparison of two snapshots. */
         (void)sp_snapshot_scenario(s);
         (void)sp_snapshot_time(s);
         (void)sp_snapshot_entity_count(s);
+        for (size_t i = 0; i < sp_snapshot_output_tables(s); i++)
+            (void)sp_snapshot_output_table(s, i, NULL);
+        FILE *null = fopen("/dev/null", "w");
+        if (null) {
+            sp_snapshot_print_info(s, null);
+            fclose(null);
+        }
+        char msg[256];
+        (void)sp_snapshot_diff(s, s, msg, sizeof msg);
+        (void)sp_snapshot_payload_offset(s, "fuzz");
     }
     sp_snapshot_destroy(s);
     sp_diag_release(&d);

@@ -85,6 +85,7 @@ static void test_checkpoints_are_named_by_time_and_announced(void **state)
     assert_non_null(strstr(text, "spiral snapshot, format 1"));
     assert_non_null(strstr(text, "time         10h of horizon 3d"));
     assert_non_null(strstr(text, "reference  gbm"));
+    assert_non_null(strstr(text, "at.h5 ("));                /* the recorder's position */
     assert_non_null(strstr(text, "spiral resume"));
     free(text);
     /* What the file says about itself. */
@@ -133,6 +134,13 @@ static void test_resume_continues_the_run_exactly(void **state)
     size_t n;
     assert_true(prefix_plus_child_is(full, out, full, PRICE, at, &n));
     assert_true(n > 500);
+    /* The recorder's position, from the snapshot: the parent's rows then. */
+    size_t nt;
+    double *t = tu_read_f64(full, TIME, &nt);
+    size_t upto = 0;
+    while (upto < nt && t[upto] <= at) upto++;
+    free(t);
+    assert_true(tu_attr_f64(out, "/markets/reference_ETH", "parent_rows") == (double)upto);
     assert_true(prefix_plus_child_is(full, out, full, TIME, at, &n));
     assert_true(prefix_plus_child_is(full, out, full, "/markets/reference_ETH/shock_factor", at, &n));
     /* The whole-run metrics too (the max drawdown spans the two parts). */

@@ -587,32 +587,57 @@ class Stress:
                 for o, k in zip(self.evaluations["order"], self.evaluations["replicate"])]
 
 
-def continued(parent, child, group, decode=True, columns=None):
+def continued(parent, child, group=None, decode=True, columns=None):
     """One table of a run that was checkpointed and resumed (or branched):
-    the rows of ``parent`` with ``t`` up to the child's ``resumed_at``, then
-    all of ``child``'s, as one ``pandas.DataFrame``.
+    the parent's rows up to the snapshot, then all of ``child``'s, as one
+    ``pandas.DataFrame``.
 
-    ``parent`` and ``child`` are ``Run`` objects or paths; the child must be a
-    ``spiral resume`` output (it has ``resumed_at``).  For a plain resume the
-    result equals the uninterrupted run's table bit for bit; for a branch it
-    is the what-if history (the shared past, then the branch).  The frame's
-    attrs get ``branch_t`` (the branch point, s).
+    ``continued(parent, child, group)`` with ``Run`` objects or paths, or
+    ``continued(child, group)``: the parent is then the file the snapshot
+    recorded as its output (root attribute ``parent_output``).  The child
+    must be a ``spiral resume`` output.  The parent's part is its first
+    ``parent_rows`` rows (the recorder's position stored in the snapshot,
+    an attribute of each table of the child) and must be exactly its rows
+    with ``t`` up to ``resumed_at`` — else the file is not this run's parent
+    and ``SpiralFileError`` says so.  For a plain resume the result equals
+    the uninterrupted run's table bit for bit; for a branch it is the
+    what-if history.  The frame's attrs get ``branch_t`` (s).
     """
-    p = parent if isinstance(parent, Run) else Run(parent)
+    if group is None:                       # continued(child, group)
+        child, group, parent = parent, child, None
     c = child if isinstance(child, Run) else Run(child)
+    p = None
     try:
         t0 = c.resumed_at
         if t0 is None:
             raise SpiralFileError(f"{c.path}: not a `spiral resume` output (no resumed_at)")
+        if parent is None:
+            ppath = c.attrs.get("parent_output") or ""
+            if not ppath:
+                raise SpiralFileError(f"{c.path}: the snapshot recorded no output file; "
+                                      "pass the parent run explicitly")
+            if not os.path.isabs(ppath) and not os.path.exists(ppath):
+                ppath = os.path.join(os.path.dirname(c.path), ppath)
+            p = Run(ppath, allow_incomplete=True)
+        else:
+            p = parent if isinstance(parent, Run) else Run(parent)
         a = p.table(group, decode=decode, columns=columns)
         b = c.table(group, decode=decode, columns=columns)
         tcol = "t" if "t" in a.columns else a.columns[0]
-        out = pd.concat([a[a[tcol] <= t0], b], ignore_index=True)
+        upto = int((a[tcol] <= t0).sum())
+        rows = c.group_attrs(group).get("parent_rows")
+        if rows is not None and int(rows) != upto:
+            raise SpiralFileError(
+                f"{p.path}: has {upto} rows of /{group.strip('/')} up to t = {t0} s, but the "
+                f"snapshot {c.parent_snapshot} was taken after {int(rows)}: not the output of "
+                "the run this file resumes")
+        out = pd.concat([a.iloc[:upto], b], ignore_index=True)
         out.attrs.update(b.attrs)
+        out.attrs.pop("parent_rows", None)
         out.attrs["branch_t"] = t0
         return out
     finally:
-        if p is not parent:
+        if p is not None and p is not parent:
             p.close()
         if c is not child:
             c.close()

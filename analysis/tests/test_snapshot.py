@@ -6,9 +6,10 @@ import subprocess
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import AMM_YAML, run_scenario
-from spiral_analysis import Run, continued
+from spiral_analysis import Run, SpiralFileError, continued
 
 
 def test_continued_equals_the_uninterrupted_run(spiral_exe, tmp_path):
@@ -31,6 +32,15 @@ def test_continued_equals_the_uninterrupted_run(spiral_exe, tmp_path):
             pd.testing.assert_frame_equal(stitched, whole, check_exact=True,
                                           check_categorical=False)
         assert b.summary() == a.summary()
+        # the parent found from the snapshot's recorded output
+        assert b.attrs["parent_output"] == full
+        pd.testing.assert_frame_equal(continued(b, "markets/pool"), a.table("markets/pool"),
+                                      check_exact=True, check_categorical=False)
+        # a file that is not the parent is refused
+        other = run_scenario(spiral_exe, str(tmp_path), "other", AMM_YAML, "--seed", "99",
+                             "--until", "1h")
+        with pytest.raises(SpiralFileError, match="not the output of the run"):
+            continued(other, b, "markets/pool")
 
 
 def test_branch_records_its_lineage_and_differs_only_after(spiral_exe, tmp_path):

@@ -84,6 +84,14 @@ void sp_rec_append(struct sp_rec_table *t, const union sp_rec_val *row);
 /* Rows appended so far (buffered ones included). */
 uint64_t sp_rec_table_rows(const struct sp_rec_table *t);
 
+/* The file's path as given to sp_rec_create; the tables created so far, in
+ * creation order, and each one's group path as given (a checkpoint records
+ * where the output stood: docs/snapshot.md). */
+const char *sp_rec_path(const struct sp_rec *r);
+size_t sp_rec_table_count(const struct sp_rec *r);
+const struct sp_rec_table *sp_rec_table_at(const struct sp_rec *r, size_t i);
+const char *sp_rec_table_name(const struct sp_rec_table *t);
+
 /* Flush HDF5's metadata and the OS buffers for what is written so far (full
  * chunks only; partial chunks stay buffered until close).  Call on a timer,
  * never per row. */

@@ -110,6 +110,12 @@ uint64_t sp_snapshot_seed(const struct sp_snapshot *s);
 sp_time sp_snapshot_time(const struct sp_snapshot *s);
 size_t sp_snapshot_entity_count(const struct sp_snapshot *s);
 
+/* The recorder's position: the output file the run was writing (NULL if
+ * none) and, for each of its tables, the rows it held at the snapshot. */
+const char *sp_snapshot_output(const struct sp_snapshot *s);
+size_t sp_snapshot_output_tables(const struct sp_snapshot *s);
+const char *sp_snapshot_output_table(const struct sp_snapshot *s, size_t i, uint64_t *rows);
+
 /* The scenario's `name` (for default file names), into buf. */
 const char *sp_snapshot_name(const struct sp_snapshot *s, char *buf, size_t size);
 /* A human summary (`spiral info FILE.snap`): versions, scenario, seed,
