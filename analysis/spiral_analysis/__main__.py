@@ -4,7 +4,11 @@
     /usr/bin/python3 -m spiral_analysis compare SWEEP_DIR [-o DIR] [--by KEY] [--metrics m1,m2]
                                                  [--baseline VALUE]
     /usr/bin/python3 -m spiral_analysis fragility STRESS.h5 [-o DIR]
+    /usr/bin/python3 -m spiral_analysis branches PARENT.h5 BRANCH.h5 ... --table GROUP
+                                                 --column COL [-o FILE.png]
 
+``branches`` draws one column of a run and of its ``spiral resume`` branches
+joined to the parent's past (default FILE: PARENT_branches_COL.png).
 ``report`` writes DIR/*.png, DIR/report.md and DIR/report.html (images
 embedded) and prints the paths of report.md and report.html.  ``compare``
 writes compare.md, compare.csv, compare.png and compare.html (default DIR:
@@ -53,10 +57,20 @@ def main(argv=None):
     fp.add_argument("stress", metavar="STRESS.h5", help="a file written by 'spiral stress'")
     fp.add_argument("-o", "--output", metavar="DIR",
                     help="output directory (default: STRESS_fragility beside the file)")
+    bp = sub.add_parser("branches", help="one column of a run and its branches over time",
+                        description="Plot a table column of a run and of its `spiral resume` "
+                                    "branches (each joined to the parent's rows before its branch "
+                                    "point) as one PNG.")
+    bp.add_argument("parent", metavar="PARENT.h5", help="the run the snapshots were taken from")
+    bp.add_argument("branches", metavar="BRANCH.h5", nargs="+", help="'spiral resume' outputs")
+    bp.add_argument("--table", required=True, metavar="GROUP", help="e.g. protocols/maker")
+    bp.add_argument("--column", required=True, metavar="COL", help="e.g. bad_debt")
+    bp.add_argument("-o", "--output", metavar="FILE.png",
+                    help="default: PARENT_branches_COL.png beside the parent")
     args = ap.parse_args(argv)
     if args.command is None:
         ap.print_usage(sys.stderr)
-        print(f"{ap.prog}: error: a COMMAND is required (report, compare or fragility)",
+        print(f"{ap.prog}: error: a COMMAND is required (report, compare, fragility or branches)",
               file=sys.stderr)
         return 2
     try:
@@ -68,6 +82,16 @@ def main(argv=None):
             ms = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
             paths = write_compare(args.sweep, args.output, by=args.by, metrics=ms,
                                   baseline=args.baseline)
+        elif args.command == "branches":
+            import os
+            from . import plots
+            out = args.output or (os.path.splitext(args.parent)[0] +
+                                  f"_branches_{args.column}.png")
+            try:
+                fig = plots.branches(args.parent, args.branches, args.table, args.column)
+            except KeyError as e:
+                raise ValueError(str(e).strip('"')) from None
+            paths = [plots.save(fig, out)]
         else:
             from .compare import write_fragility
             paths = write_fragility(args.stress, args.output)

@@ -677,3 +677,45 @@ def bad_debt(run):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def branches(parent, children, group, column, labels=None):
+    """One column of one table over time for a run and its branches
+    (``spiral resume --set``): the parent's whole series, and each branch
+    joined to the parent's past (``load.continued``), with a dotted line at
+    each branch point.  ``parent`` and ``children`` are paths or ``Run``s;
+    ``labels`` default to each branch's ``--set`` overrides."""
+    from .load import Run, continued
+    p = parent if isinstance(parent, Run) else Run(parent)
+    runs = [c if isinstance(c, Run) else Run(c) for c in children]
+    try:
+        base = p.table(group, columns=None)
+        if column not in base.columns:
+            raise ValueError(f"/{group.strip('/')} has no column {column!r} "
+                             f"(columns: {', '.join(base.columns)})")
+        div, xlabel = time_scale(_t_end(p))
+        unit = {86400.0: " d", 3600.0: " h", 60.0: " min"}.get(div, " s")
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        ax.plot(base["t"] / div, base[column], color="black", lw=1.6, label=f"{p.name} (parent)")
+        for k, c in enumerate(runs):
+            df = continued(p, c, group)
+            t0 = df.attrs["branch_t"]
+            lab = (labels[k] if labels and k < len(labels)
+                   else "; ".join(c.overrides) or "no override")
+            after = df["t"] > t0
+            ax.plot(df["t"][after] / div, df[column][after], lw=1.4, color=f"C{k}",
+                    label=f"branch at {t0 / div:g}{unit}: {lab}")
+            ax.axvline(t0 / div, color=f"C{k}", ls=":", lw=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(column)
+        ax.set_title(f"{p.name}: /{group.strip('/')} {column}, parent and branches")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+    finally:
+        if p is not parent:
+            p.close()
+        for c, orig in zip(runs, children):
+            if c is not orig:
+                c.close()

@@ -3,6 +3,7 @@ stitches a resumed file to its parent, and equals the uninterrupted run; a
 branch carries its lineage (parent_snapshot, resumed_at, overrides)."""
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -62,3 +63,22 @@ def test_branch_records_its_lineage_and_differs_only_after(spiral_exe, tmp_path)
         # a tenfold fee changes the trading after the branch point
         assert not np.array_equal(what_if["price"][before.sum():].to_numpy(),
                                   whole["price"][~before].to_numpy())
+
+
+def test_branches_figure(spiral_exe, tmp_path):
+    full = run_scenario(spiral_exe, str(tmp_path), "test_amm", AMM_YAML, "--checkpoint-at", "1h")
+    snap = os.path.join(str(tmp_path), "test_amm.ckpt", "test_amm@1h.snap")
+    br = os.path.join(str(tmp_path), "branch.h5")
+    assert subprocess.run([spiral_exe, "resume", snap, "-o", br, "-q", "--set",
+                           "markets.pool.fee=1%"], timeout=60).returncode == 0
+    out = os.path.join(str(tmp_path), "fig.png")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-m", "spiral_analysis", "branches", full, br,
+                        "--table", "markets/pool", "--column", "price", "-o", out],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == out and os.path.getsize(out) > 10000
+    r = subprocess.run([sys.executable, "-m", "spiral_analysis", "branches", full, br,
+                        "--table", "markets/pool", "--column", "nope"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "no column 'nope'" in r.stderr
