@@ -100,6 +100,18 @@ static inline void *st_encode(struct st_world *w, size_t *len)
     return st_encode_sc(w->sim, w->sc, len);
 }
 
+/* A fresh world of `yaml` run to t, encoded with its scenario (malloc'd). */
+static inline void *st_encoded_at(const char *yaml, const struct sp_registry *reg, sp_time t,
+                                  size_t *len)
+{
+    struct st_world w;
+    st_open(&w, yaml, reg);
+    st_run_to(w.sim, t);
+    void *buf = st_encode(&w, len);
+    st_close(&w);
+    return buf;
+}
+
 /* Write the snapshot of `w` to `path`. */
 static inline void st_snapshot_to(struct st_world *w, const char *path)
 {

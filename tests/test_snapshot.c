@@ -407,16 +407,6 @@ static void test_snapshot_header_names_scenario_seed_and_time(void **state)
     st_close(&a);
 }
 
-static void *encoded(size_t *len)
-{
-    struct st_world a;
-    st_open(&a, yaml_path, reg);
-    st_run_to(a.sim, 50 * SP_MIN);
-    void *buf = st_encode(&a, len);
-    st_close(&a);
-    return buf;
-}
-
 /* Load `buf` and expect a failure whose message contains `needle`. */
 static void expect_rejected(const void *buf, size_t len, const char *needle)
 {
@@ -437,7 +427,7 @@ static void test_snapshot_rejects_truncated_files(void **state)
 {
     (void)state;
     size_t len;
-    unsigned char *buf = encoded(&len);
+    unsigned char *buf = st_encoded_at(yaml_path, reg, 50 * SP_MIN, &len);
     expect_rejected(buf, 0, "truncated");
     expect_rejected(buf, 20, "truncated");
     expect_rejected(buf, len / 2, "truncated");
@@ -449,7 +439,7 @@ static void test_snapshot_rejects_bit_flips_by_checksum(void **state)
 {
     (void)state;
     size_t len;
-    unsigned char *buf = encoded(&len);
+    unsigned char *buf = st_encoded_at(yaml_path, reg, 50 * SP_MIN, &len);
     struct sp_rng rng;
     sp_rng_init(&rng, 3, 4);
     for (int k = 0; k < 200; k++) {
@@ -466,7 +456,7 @@ static void test_snapshot_rejects_wrong_version_and_magic(void **state)
 {
     (void)state;
     size_t len;
-    unsigned char *buf = encoded(&len);
+    unsigned char *buf = st_encoded_at(yaml_path, reg, 50 * SP_MIN, &len);
     buf[8] = 99;
     expect_rejected(buf, len, "unsupported snapshot format version 99");
     buf[8] = 1;
@@ -485,7 +475,7 @@ static void test_snapshot_survives_structural_damage_with_valid_checksum(void **
 {
     (void)state;
     size_t len;
-    unsigned char *orig = encoded(&len);
+    unsigned char *orig = st_encoded_at(yaml_path, reg, 50 * SP_MIN, &len);
     unsigned char *buf = malloc(len);
     struct sp_rng rng;
     sp_rng_init(&rng, 5, 6);
@@ -521,7 +511,7 @@ static void test_snapshot_payload_type_mismatch_names_the_entity(void **state)
      * (world-independent) passes, the module's restore fails, and the
      * message names the entity. */
     size_t len;
-    unsigned char *buf = encoded(&len);
+    unsigned char *buf = st_encoded_at(yaml_path, reg, 50 * SP_MIN, &len);
     struct sp_diag d = { 0 };
     /* The "pinger" tag of p_0's payload, after its record's type string. */
     unsigned char *tag = st_find_bytes(buf, len, "\xa6pinger", 7);   /* the record's type */

@@ -260,16 +260,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void *encoded_at(sp_time t, size_t *len)
-{
-    struct st_world a;
-    st_open(&a, yaml_path, reg);
-    st_run_to(a.sim, t);
-    void *buf = st_encode(&a, len);
-    st_close(&a);
-    return buf;
-}
-
 /* ---- round trips --------------------------------------------------------------------- */
 
 /* The pools are busy: trades both ways, liquidity moves, tags set. */
@@ -298,7 +288,7 @@ static void check_in_process(sp_time t1)
     st_open(&a, yaml_path, reg);
     st_run_to(a.sim, t1);
     size_t lh;
-    void *half = encoded_at(t1, &lh);
+    void *half = st_encoded_at(yaml_path, reg, t1, &lh);
     st_run_to(a.sim, T_END);
     size_t la, lc;
     void *sa = st_state_bytes(a.sim, &la);
@@ -374,7 +364,7 @@ static void test_amm_damaged_payloads_are_refused(void **state)
     sp_amm_reserves(w.sim, curve, &rc[0], &rc[1]);
     st_close(&w);
     size_t len;
-    unsigned char *orig = encoded_at(t, &len), *buf = malloc(len);
+    unsigned char *orig = st_encoded_at(yaml_path, reg, t, &len), *buf = malloc(len);
 
     /* A reserve that disagrees with the venue's ledger balance. */
     memcpy(buf, orig, len);
@@ -428,7 +418,7 @@ static void test_amm_random_payload_damage_never_crashes(void **state)
     sp_amm_reserves(w.sim, sp_sim_find(w.sim, "curve"), &rc[0], &rc[1]);
     st_close(&w);
     size_t len;
-    unsigned char *orig = encoded_at(t, &len), *buf = malloc(len);
+    unsigned char *orig = st_encoded_at(yaml_path, reg, t, &len), *buf = malloc(len);
     size_t off[2] = {
         (size_t)(payload_of(orig, len, "pool", rp[0]) - orig),
         (size_t)(payload_of(orig, len, "curve", rc[0]) - orig),

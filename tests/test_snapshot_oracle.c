@@ -286,17 +286,6 @@ static void test_restore_continues_exactly(void **state)
 
 /* ---- refusals ----------------------------------------------------------------------- */
 
-/* Run to t1 and encode a snapshot (with the scenario). */
-static void *snapshot_at(sp_time t1, size_t *len)
-{
-    struct st_world w;
-    st_open(&w, yaml_path, reg);
-    st_run_to(w.sim, t1);
-    void *buf = st_encode(&w, len);
-    st_close(&w);
-    return buf;
-}
-
 /* Restore buf into a world rebuilt with `set` (NULL: none); 0 or the
  * error, its message in msg. */
 static int restore_with(const void *buf, size_t len, const char *set, char *msg, size_t size)
@@ -330,7 +319,7 @@ static void test_incompatible_branch_is_refused(void **state)
 {
     (void)state;
     size_t len;
-    void *buf = snapshot_at(2 * SP_HOUR + 24 * SP_MIN, &len);
+    void *buf = st_encoded_at(yaml_path, reg, 2 * SP_HOUR + 24 * SP_MIN, &len);
     char msg[2048];
     assert_int_equal(restore_with(buf, len, NULL, msg, sizeof msg), 0);
     /* a compatible branch: another deviation, another latency */
@@ -349,7 +338,7 @@ static void test_damaged_payloads_never_crash(void **state)
 {
     (void)state;
     size_t len;
-    unsigned char *buf = snapshot_at(2 * SP_HOUR + 24 * SP_MIN, &len);
+    unsigned char *buf = st_encoded_at(yaml_path, reg, 2 * SP_HOUR + 24 * SP_MIN, &len);
     unsigned char *m = malloc(len);
     struct sp_rng rng;
     sp_rng_init(&rng, 99, 0);
