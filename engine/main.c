@@ -244,6 +244,31 @@ static int make_parent_dir(const char *path)
     return mkdir(dir, 0777);
 }
 
+/* How a run or resume ended, said once: the errors of a run that never
+ * started (fail = its exit code), or the file's status and the exit code
+ * for it.  `note` follows "status complete" in the success line. */
+static int run_outcome(const char *cmd, int fail, enum sp_run_status st, const struct sp_diag *d,
+                       const char *output, const char *note, bool quiet)
+{
+    if (fail) {
+        sp_diag_print(d, stderr);
+        if (d->n_errors > 1) fprintf(stderr, "%d errors.\n", d->n_errors);
+        return fail;
+    }
+    if (d->n_errors) sp_diag_print(d, stderr);
+    if (st == SP_RUN_COMPLETE) {
+        if (!quiet) printf("wrote %s (status complete%s)\n", output, note);
+        return 0;
+    }
+    if (st == SP_RUN_INTERRUPTED) {
+        fprintf(stderr, "spiral %s: interrupted; %s is readable with status \"interrupted\"\n",
+                cmd, output);
+        return EXIT_INTERRUPTED;
+    }
+    fprintf(stderr, "spiral %s: failed; %s has status \"failed\"\n", cmd, output);
+    return EXIT_RUNFAIL;
+}
+
 /* ---- checkpoints (run and resume) ------------------------------------------ */
 
 struct ckpt_opts {
@@ -632,22 +657,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     enum sp_run_status st;
     int rc = sp_world_run(sc, &cfg, &req, &st, &d);
     if (ps.shown) fputs("\r\033[K", stderr);
-    if (rc) {
-        sp_diag_print(&d, stderr);
-        ret = EXIT_USAGE;
-    } else {
-        if (d.n_errors) sp_diag_print(&d, stderr);
-        if (st == SP_RUN_COMPLETE) {
-            if (!quiet) printf("wrote %s (status complete)\n", output);
-            ret = 0;
-        } else if (st == SP_RUN_INTERRUPTED) {
-            fprintf(stderr, "spiral run: interrupted; %s is readable with status \"interrupted\"\n", output);
-            ret = EXIT_INTERRUPTED;
-        } else {
-            fprintf(stderr, "spiral run: failed; %s has status \"failed\"\n", output);
-            ret = EXIT_RUNFAIL;
-        }
-    }
+    ret = run_outcome("run", rc ? EXIT_USAGE : 0, st, &d, output, "", quiet);
     sp_diag_release(&d);
     sp_scenario_destroy(sc);
 out:
@@ -716,13 +726,13 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
         ret = rc == SP_ENOMEM ? EXIT_RUNFAIL : EXIT_USAGE;   /* unreadable or damaged: bad input */
         goto out;
     }
-    /* The scenario name, for default paths: from the resolved YAML's
-     * `name:` line (validated again when the world is built). */
     if (strcmp(sp_snapshot_spiral_version(snap), SPIRAL_VERSION))
         fprintf(stderr, "spiral resume: warning: %s was written by spiral %s, this is %s; the "
                 "format is the same (version %u), and any module state that no longer fits "
                 "is refused\n", path, sp_snapshot_spiral_version(snap), SPIRAL_VERSION,
                 SP_SNAPSHOT_VERSION);
+    /* The scenario name, for default paths (validated again when the world
+     * is built). */
     char name[256], default_out[PATH_MAX], tbuf[64];
     sp_snapshot_name(snap, name, sizeof name);
     if (!output) {
@@ -754,26 +764,11 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
     enum sp_run_status st;
     rc = sp_world_resume(snap, sp_registry_builtin(), &req, &st, &d);
     if (ps.shown) fputs("\r\033[K", stderr);
-    if (rc) {
-        sp_diag_print(&d, stderr);
-        if (d.n_errors > 1) fprintf(stderr, "%d errors.\n", d.n_errors);
-        ret = rc == SP_ENOMEM ? EXIT_RUNFAIL : EXIT_USAGE;
-    } else {
-        if (d.n_errors) sp_diag_print(&d, stderr);
-        if (st == SP_RUN_COMPLETE) {
-            if (!quiet)
-                printf("wrote %s (status complete, %s from t = %s)\n", output,
-                       n_sets ? "branched" : "resumed",
-                       sp_format_duration(sp_snapshot_time(snap), tbuf, sizeof tbuf));
-            ret = 0;
-        } else if (st == SP_RUN_INTERRUPTED) {
-            fprintf(stderr, "spiral resume: interrupted; %s is readable with status \"interrupted\"\n", output);
-            ret = EXIT_INTERRUPTED;
-        } else {
-            fprintf(stderr, "spiral resume: failed; %s has status \"failed\"\n", output);
-            ret = EXIT_RUNFAIL;
-        }
-    }
+    char note[96];
+    snprintf(note, sizeof note, ", %s from t = %s", n_sets ? "branched" : "resumed",
+             sp_format_duration(sp_snapshot_time(snap), tbuf, sizeof tbuf));
+    ret = run_outcome("resume", rc ? (rc == SP_ENOMEM ? EXIT_RUNFAIL : EXIT_USAGE) : 0, st, &d,
+                      output, note, quiet);
     sp_diag_release(&d);
 out:
     sp_snapshot_destroy(snap);
