@@ -1081,6 +1081,26 @@ static int open_record(struct sp_snapshot *s, size_t *off, size_t id, msgpack_ob
     return SP_OK;
 }
 
+/* The type index of the record at p (one that passed mp_check), read
+ * without unpacking: a fixarray of 2, then an unsigned int (big-endian);
+ * UINT64_MAX if it is not that.  *head: where the payload starts. */
+static uint64_t record_type(const unsigned char *p, size_t *head)
+{
+    *head = 0;
+    if (p[0] != 0x92) return UINT64_MAX;
+    switch (p[1]) {
+    case 0xcc: *head = 3; return p[2];
+    case 0xcd: *head = 4; return (uint64_t)p[2] << 8 | p[3];
+    case 0xce:
+        *head = 6;
+        return (uint64_t)p[2] << 24 | (uint64_t)p[3] << 16 | (uint64_t)p[4] << 8 | p[5];
+    default:
+        if (p[1] > 0x7f) return UINT64_MAX;
+        *head = 2;
+        return p[1];
+    }
+}
+
 /* The same check while loading, without unpacking: bounds (mp_check), the
  * array header and the type index. */
 static int check_record(struct sp_snapshot *s, size_t *off, size_t id, struct sp_diag *d)
@@ -1091,17 +1111,8 @@ static int check_record(struct sp_snapshot *s, size_t *off, size_t id, struct sp
                          "%zu is malformed or runs past the end of the body", id, start);
         return EFORMAT;
     }
-    const unsigned char *p = s->data + start;
-    uint64_t k = UINT64_MAX;
-    /* mp_check passed, so an array of 2 has its two values in the file. */
-    if (p[0] == 0x92) {                       /* fixarray of 2, then an unsigned int (big-endian) */
-        if (p[1] <= 0x7f) k = p[1];
-        else if (p[1] == 0xcc) k = p[2];
-        else if (p[1] == 0xcd) k = (uint64_t)p[2] << 8 | p[3];
-        else if (p[1] == 0xce)
-            k = (uint64_t)p[2] << 24 | (uint64_t)p[3] << 16 | (uint64_t)p[4] << 8 | p[5];
-    }
-    if (k >= s->n_types) {
+    size_t head;
+    if (record_type(s->data + start, &head) >= s->n_types) {
         sp_diag_error_at(d, s->name, 0, 0, "bad snapshot: the record of entity %zu is not [type "
                          "index, payload] with one of the %zu types", id, s->n_types);
         return EFORMAT;
@@ -2062,9 +2073,8 @@ long sp_snapshot_payload_offset(const struct sp_snapshot *s, const char *name)
         size_t start = off;
         if (mp_check(s->data, s->body_end, &off)) return -1;
         if (strcmp(snap_entity_name(s, i, nm, sizeof nm), name)) continue;
-        const unsigned char *p = s->data + start + 1;          /* past the fixarray */
-        size_t k = *p <= 0x7f ? 1 : *p == 0xcc ? 2 : *p == 0xcd ? 3 : 5;
-        return (long)(start + 1 + k);
+        size_t head;
+        return record_type(s->data + start, &head) < s->n_types ? (long)(start + head) : -1;
     }
     return -1;
 }
@@ -2106,14 +2116,14 @@ void sp_snapshot_print_info(const struct sp_snapshot *s, FILE *out)
     fprintf(out, "  time         %s of horizon %s\n", sp_format_duration(s->now, t, sizeof t),
             sp_format_duration(s->horizon, h, sizeof h));
     fprintf(out, "  entities     %llu\n", (unsigned long long)s->n_ents);
-    /* per type: count the records (cheap: the type index is the record's 2nd byte) */
+    /* per type: count the records (their type index is read in place) */
     size_t *count = calloc(s->n_types + 1, sizeof *count);
     size_t off = s->ents_off;
     for (size_t i = 0; count && i < s->n_ents; i++) {
         size_t start = off;
         if (mp_check(s->data, s->body_end, &off)) break;
-        const unsigned char *p = s->data + start + 1;
-        size_t k = *p <= 0x7f ? *p : *p == 0xcc ? p[1] : *p == 0xcd ? (size_t)p[1] << 8 | p[2] : 0;
+        size_t head;
+        uint64_t k = record_type(s->data + start, &head);
         if (k < s->n_types) count[k]++;
     }
     for (size_t k = 0; count && k < s->n_types; k++)
