@@ -33,15 +33,9 @@
 #include "spiral/scenario.h"
 #include "spiral/sim.h"
 #include "spiral/world.h"
+#include "bench_book.h"
 #include "lending-internal.h"
 #include "reference.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double rss_mib(void)
 {
@@ -53,35 +47,6 @@ static double rss_mib(void)
     if (f) fclose(f);
     return kb / 1024.0;
 }
-
-#define BENCH_YAML \
-    "name: bench_lending\n" \
-    "seed: 1\n" \
-    "horizon: 1d\n" \
-    "output: {sample_every: 1d}\n" \
-    "tokens:\n" \
-    "  - {name: ETH, kind: base}\n" \
-    "  - {name: USDC, kind: stable}\n" \
-    "  - {name: aUSDC, kind: receipt, underlying: USDC, issuer: pool}\n" \
-    "references:\n" \
-    "  - {type: gbm, asset: ETH, initial: 2000, volatility: 0, step: 1m}\n" \
-    "markets:\n" \
-    "  - {type: cpmm, name: amm, base: ETH, quote: USDC, reserve_base: 1000, reserve_quote: 2000000}\n" \
-    "oracles:\n" \
-    "  - {type: chainlink, name: o_eth, source: {type: reference, of: reference_ETH}, poll: 1m,\n" \
-    "     deviation: 0.0001%%, heartbeat: 1h}\n" \
-    "  - {type: chainlink, name: o_usdc, source: {type: value, of: USDC}, poll: 1d, heartbeat: 1d}\n" \
-    "protocols:\n" \
-    "  - type: pool\n" \
-    "    name: pool\n" \
-    "    accrue_every: 0s\n" \
-    "    positions_every: 0s\n" \
-    "    assets:\n" \
-    "      - {token: ETH, oracle: o_eth, ltv: 82.5%%, liquidation_threshold: 82.5%%}\n" \
-    "      - {token: USDC, oracle: o_usdc, collateral: false, borrowable: true, receipt: aUSDC,\n" \
-    "         initial_supply: 1e12, slope1: 0, slope2: 0}\n" \
-    "agents:\n" \
-    "  - {type: noise, name: owner, count: %zu, venue: amm, mean_interval: 1e12}\n"
 
 static void die(const char *what, int rc)
 {
@@ -109,14 +74,14 @@ static size_t full_scan(const struct lending *L, double *secs)
     size_t liq = 0;
     *secs = INFINITY;
     for (int rep = 0; rep < 3; rep++) {          /* the fastest of three: warm caches */
-        double t0 = now();
+        double t0 = bench_now();
         liq = 0;
         for (size_t s = 0; s < L->n_pos; s++) {
             struct sp_lending_position st;
             lend_position_state(L, s, &st);
             liq += st.hf < 1.0;
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < *secs) *secs = dt;
     }
     return liq;
@@ -125,46 +90,24 @@ static size_t full_scan(const struct lending *L, double *secs)
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? (size_t)atol(argv[1]) : 1000000;
-    char path[] = "/tmp/bench_lending_XXXXXX.yaml";
-    int fd = mkstemps(path, 5);
-    if (fd < 0) die("temp file", SP_EIO);
-    FILE *f = fdopen(fd, "w");
-    fprintf(f, BENCH_YAML, n);
-    fclose(f);
     double rss0 = rss_mib();
     struct sp_diag d = { 0 };
     struct sp_scenario *sc;
     struct sp_world_cfg cfg;
     struct sp_sim *sim;
-    double t0 = now();
-    int rc = sp_scenario_load(&sc, path, &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    if (!rc) rc = sp_world_build(&sim, &cfg, &d);
+    double t0 = bench_now();
+    int rc = bench_book_world(n, "bench_lending", &sc, &cfg, &sim, &d);
     if (rc) { sp_diag_print(&d, stderr); die("scenario", rc); }
     if ((rc = sp_sim_start(sim))) die("start", rc);
     bool drained;
     sp_sim_step(sim, SP_MIN, UINT64_MAX, &drained);
-    double t_world = now() - t0;
+    double t_world = bench_now() - t0;
     double rss_world = rss_mib();
     sp_id pool = sp_sim_find(sim, "pool"), ref = sp_sim_find(sim, "reference_ETH");
     struct lending *L = lend_of(sim, pool);
-    sp_token ETH = sp_token_find(sim, "ETH"), USDC = sp_token_find(sim, "USDC");
-    struct sp_rng rng;
-    sp_rng_init(&rng, 1, 2);
-    t0 = now();
-    sp_id first = sp_sim_find(sim, "owner_0");
-    for (size_t i = 0; i < n; i++) {
-        sp_id o = first + (sp_id)i;
-        double c = 1 + 9 * sp_rng_uniform(&rng);
-        double hf = 1 + 0.1 * exp(1.2 * sp_rng_normal(&rng));
-        if ((rc = sp_mint(sim, ETH, o, c)) || (rc = sp_lending_deposit(sim, pool, o, ETH, c)))
-            die("deposit", rc);
-        double debt = c * 2000 * 0.825 / hf;
-        double cap = c * 2000 * 0.825;
-        if ((rc = sp_lending_borrow(sim, pool, o, USDC, debt < cap ? debt : cap)))
-            die("borrow", rc);
-    }
-    double t_build = now() - t0;
+    t0 = bench_now();
+    if ((rc = bench_book_fill(sim, n))) die("book", rc);
+    double t_build = bench_now() - t0;
     size_t bytes = sp_lending_bytes(sim, pool);
     double rss_book = rss_mib();
     printf("spiral-bench-lending: %zu positions (pool, ETH collateral, USDC debt)\n", n);
@@ -184,9 +127,9 @@ int main(int argc, char **argv)
         struct totals before = index_totals(L);
         sp_reference_shock(sim, ref, moves[m], 0);
         t += SP_MIN;
-        double s0 = now();
+        double s0 = bench_now();
         sp_sim_step(sim, t, UINT64_MAX, &drained);
-        double step = now() - s0;
+        double step = bench_now() - s0;
         struct totals after = index_totals(L);
         double scan;
         size_t liq = full_scan(L, &scan);
@@ -208,6 +151,5 @@ int main(int argc, char **argv)
     sp_sim_destroy(sim);
     sp_scenario_destroy(sc);
     sp_diag_release(&d);
-    remove(path);
     return 0;
 }

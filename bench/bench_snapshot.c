@@ -25,44 +25,9 @@
 #include "spiral/sim.h"
 #include "spiral/snapshot.h"
 #include "spiral/world.h"
+#include "bench_book.h"
 #include "lending.h"
 #include "snapshot-internal.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-#define BENCH_YAML \
-    "name: bench_snapshot\n" \
-    "seed: 1\n" \
-    "horizon: 1d\n" \
-    "output: {sample_every: 1d}\n" \
-    "tokens:\n" \
-    "  - {name: ETH, kind: base}\n" \
-    "  - {name: USDC, kind: stable}\n" \
-    "  - {name: aUSDC, kind: receipt, underlying: USDC, issuer: pool}\n" \
-    "references:\n" \
-    "  - {type: gbm, asset: ETH, initial: 2000, volatility: 0, step: 1m}\n" \
-    "markets:\n" \
-    "  - {type: cpmm, name: amm, base: ETH, quote: USDC, reserve_base: 1000, reserve_quote: 2000000}\n" \
-    "oracles:\n" \
-    "  - {type: chainlink, name: o_eth, source: {type: reference, of: reference_ETH}, poll: 1m,\n" \
-    "     deviation: 0.0001%%, heartbeat: 1h}\n" \
-    "  - {type: chainlink, name: o_usdc, source: {type: value, of: USDC}, poll: 1d, heartbeat: 1d}\n" \
-    "protocols:\n" \
-    "  - type: pool\n" \
-    "    name: pool\n" \
-    "    accrue_every: 0s\n" \
-    "    positions_every: 0s\n" \
-    "    assets:\n" \
-    "      - {token: ETH, oracle: o_eth, ltv: 82.5%%, liquidation_threshold: 82.5%%}\n" \
-    "      - {token: USDC, oracle: o_usdc, collateral: false, borrowable: true, receipt: aUSDC,\n" \
-    "         initial_supply: 1e12, slope1: 0, slope2: 0}\n" \
-    "agents:\n" \
-    "  - {type: noise, name: owner, count: %zu, venue: amm, mean_interval: 1e12}\n"
 
 static void die(const char *what, int rc, struct sp_diag *d)
 {
@@ -142,14 +107,14 @@ static void engine_share(size_t n)
     int fd = mkstemps(path, 5);
     if (fd < 0) die("temp file", SP_EIO, NULL);
     close(fd);
-    double t0 = now();
+    double t0 = bench_now();
     int rc = sp_snapshot_write(sim, NULL, path, &d);
     if (rc) die("write", rc, &d);
-    double t_enc = now() - t0;
-    t0 = now();
+    double t_enc = bench_now() - t0;
+    t0 = bench_now();
     struct sp_snapshot *s;
     if ((rc = sp_snapshot_load(&s, path, &d))) die("load", rc, &d);
-    double t_load = now() - t0;
+    double t_load = bench_now() - t0;
     size_t len;
     FILE *f = fopen(path, "rb");
     fseek(f, 0, SEEK_END);
@@ -157,9 +122,9 @@ static void engine_share(size_t n)
     fclose(f);
     remove(path);
     struct sp_sim *sim2 = idle_world(n);
-    t0 = now();
+    t0 = bench_now();
     if ((rc = sp_snapshot_restore(s, sim2, &d))) die("restore", rc, &d);
-    double t_restore = now() - t0;
+    double t_restore = bench_now() - t0;
     printf("spiral-bench-snapshot: engine share, %zu idle entities (1 pending event, 3-token "
            "ledger row, nil payload each)\n", n);
     printf("  %.1f MiB = %.1f bytes/entity; write (streamed, fsync'd) %.3f s, load+check %.3f s, "
@@ -175,21 +140,12 @@ int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? (size_t)atol(argv[1]) : 1000000;
     engine_share(n);
-    char path[] = "/tmp/bench_snapshot_XXXXXX.yaml";
-    int fd = mkstemps(path, 5);
-    if (fd < 0) die("temp file", SP_EIO, NULL);
-    FILE *f = fdopen(fd, "w");
-    fprintf(f, BENCH_YAML, n);
-    fclose(f);
     struct sp_diag d = { 0 };
     struct sp_scenario *sc;
     struct sp_world_cfg cfg;
     struct sp_sim *sim;
-    int rc = sp_scenario_load(&sc, path, &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    if (!rc) rc = sp_world_build(&sim, &cfg, &d);
+    int rc = bench_book_world(n, "bench_snapshot", &sc, &cfg, &sim, &d);
     if (rc) die("scenario", rc, &d);
-    remove(path);
     char missing[1024];
     if (missing_types(sim, missing, sizeof missing)) {
         printf("spiral-bench-snapshot: module types without snapshot/restore: %s\n", missing);
@@ -201,46 +157,32 @@ int main(int argc, char **argv)
     if ((rc = sp_sim_start(sim))) die("start", rc, NULL);
     bool drained;
     sp_sim_step(sim, SP_MIN, UINT64_MAX, &drained);
-    sp_id pool = sp_sim_find(sim, "pool");
-    sp_token ETH = sp_token_find(sim, "ETH"), USDC = sp_token_find(sim, "USDC");
-    struct sp_rng rng;
-    sp_rng_init(&rng, 1, 2);
-    sp_id first = sp_sim_find(sim, "owner_0");
-    for (size_t i = 0; i < n; i++) {
-        sp_id o = first + (sp_id)i;
-        double c = 1 + 9 * sp_rng_uniform(&rng);
-        double hf = 1 + 0.1 * exp(1.2 * sp_rng_normal(&rng));
-        if ((rc = sp_mint(sim, ETH, o, c)) || (rc = sp_lending_deposit(sim, pool, o, ETH, c)))
-            die("deposit", rc, NULL);
-        double debt = c * 2000 * 0.825 / hf, cap = c * 2000 * 0.825;
-        if ((rc = sp_lending_borrow(sim, pool, o, USDC, debt < cap ? debt : cap)))
-            die("borrow", rc, NULL);
-    }
+    if ((rc = bench_book_fill(sim, n))) die("book", rc, NULL);
     char snap[] = "/tmp/bench_snapshot_XXXXXX.snap";
     int sfd = mkstemps(snap, 5);
     if (sfd < 0) die("temp file", SP_EIO, NULL);
     close(sfd);
-    double t0 = now();
+    double t0 = bench_now();
     if ((rc = sp_snapshot_write(sim, sc, snap, &d))) die("write", rc, &d);
-    double t_write = now() - t0;
+    double t_write = bench_now() - t0;
     void *buf;
     size_t len;
     if ((rc = sp_snapshot_encode(sim, sc, &buf, &len, &d))) die("encode", rc, &d);
-    t0 = now();
+    t0 = bench_now();
     struct sp_snapshot *s;
     if ((rc = sp_snapshot_load(&s, snap, &d))) die("load", rc, &d);
-    double t_load = now() - t0;
-    t0 = now();
+    double t_load = bench_now() - t0;
+    t0 = bench_now();
     struct sp_scenario *sc2;
     struct sp_world_cfg cfg2;
     struct sp_sim *sim2;
     if ((rc = sp_snapshot_build_world(s, sp_registry_builtin(), NULL, 0, &sc2, &cfg2, &sim2, &d)) ||
         (rc = sp_sim_start(sim2)))
         die("rebuild", rc, &d);
-    double t_build = now() - t0;
-    t0 = now();
+    double t_build = bench_now() - t0;
+    t0 = bench_now();
     if ((rc = sp_snapshot_restore(s, sim2, &d))) die("restore", rc, &d);
-    double t_restore = now() - t0;
+    double t_restore = bench_now() - t0;
     void *buf2;
     size_t len2;
     if ((rc = sp_snapshot_encode(sim2, sc, &buf2, &len2, &d))) die("re-encode", rc, &d);
