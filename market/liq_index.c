@@ -628,6 +628,8 @@ int sp_liq_snap_get_u32s(struct sp_snapshot_reader *r, const unsigned char **p, 
 {
     const void *v = NULL;
     size_t len = 0;
+    *p = NULL;
+    *n = 0;
     if (sp_snap_get_bytes(r, &v, &len)) return sp_snap_error(r);
     if (len % 4) return sp_snap_fail(r, "a bin of %zu bytes is not 4-byte values", len);
     *p = v;
