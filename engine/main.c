@@ -129,9 +129,7 @@ static const char usage_types[] =
     "List the registered module types.  --markdown prints the full scenario\n"
     "reference (the source of docs/scenario.md).\n";
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
+int sp_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     fprintf(stderr, "spiral%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     va_list ap;
@@ -197,7 +195,7 @@ static int load_scenario(const struct common *c, struct sp_scenario **sc, struct
         if (*end || errno || v < 0 || !*c->seed) {
             sp_diag_print(&d, stderr);
             sp_diag_release(&d);
-            return usage_error("run", "--seed: expected a non-negative integer, got '%s'", c->seed);
+            return sp_cli_usage_error("run", "--seed: expected a non-negative integer, got '%s'", c->seed);
         }
         char buf[64];
         snprintf(buf, sizeof buf, "seed=%lld", v);
@@ -287,7 +285,7 @@ static int ckpt_option(struct ckpt_opts *k, int opt, const char *arg, const char
     switch (opt) {
     case 'E': case 'T':
         if (sp_parse_duration(arg, &t) || t <= 0) {
-            *ret = usage_error(cmd, "--checkpoint-%s: expected a positive duration such as 6h, "
+            *ret = sp_cli_usage_error(cmd, "--checkpoint-%s: expected a positive duration such as 6h, "
                                "got '%s'", opt == 'E' ? "every" : "at", arg);
             return 1;
         }
@@ -522,7 +520,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         case 'S': c.sets[c.n_sets++] = optarg; break;
         case 'u':
             if (sp_parse_duration(optarg, &until) || until <= 0) {
-                ret = usage_error("run", "--until: expected a positive duration such as 6h, got '%s'", optarg);
+                ret = sp_cli_usage_error("run", "--until: expected a positive duration such as 6h, got '%s'", optarg);
                 goto out;
             }
             break;
@@ -530,7 +528,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             char *end;
             pace = strtod(optarg, &end);
             if (*end || !(pace > 0) || !isfinite(pace)) {
-                ret = usage_error("run", "--pace: expected a positive number, got '%s'", optarg);
+                ret = sp_cli_usage_error("run", "--pace: expected a positive number, got '%s'", optarg);
                 goto out;
             }
             break;
@@ -551,19 +549,19 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             if (ret) goto out;
             break;
         case 'h': fputs(usage_run, stdout); goto out;
-        case ':': ret = usage_error("run", "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: ret = usage_error("run", "unknown option '%s'", argv[optind - 1]); goto out;
+        case ':': ret = sp_cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]); goto out;
+        default: ret = sp_cli_usage_error("run", "unknown option '%s'", argv[optind - 1]); goto out;
         }
     }
     if (optind != argc - 1) {
-        if (optind >= argc) ret = usage_error("run", "missing SCENARIO.yaml");
-        else ret = usage_error("run", "unexpected argument '%s'", argv[optind + 1]);
+        if (optind >= argc) ret = sp_cli_usage_error("run", "missing SCENARIO.yaml");
+        else ret = sp_cli_usage_error("run", "unexpected argument '%s'", argv[optind + 1]);
         goto out;
     }
     c.scenario = argv[optind];
 
     if (discard_twin && !amplification) {
-        ret = usage_error("run", "--discard-twin applies only with --amplification");
+        ret = sp_cli_usage_error("run", "--discard-twin applies only with --amplification");
         goto out;
     }
     struct sp_scenario *sc = NULL;
@@ -572,7 +570,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (ret) { sp_scenario_destroy(sc); goto out; }
     if (amplification && cfg.counterfactual != SP_CF_NONE) {
         sp_scenario_destroy(sc);
-        ret = usage_error("run", "--amplification compares this run with its no-feedback twin: "
+        ret = sp_cli_usage_error("run", "--amplification compares this run with its no-feedback twin: "
                           "the run itself needs counterfactual: none (it is %s)",
                           sp_counterfactual_names[cfg.counterfactual]);
         goto out;
@@ -698,7 +696,7 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
         case 'S': sets[n_sets++] = optarg; break;
         case 'u':
             if (sp_parse_duration(optarg, &until) || until <= 0) {
-                ret = usage_error("resume", "--until: expected a positive duration such as 6h, got '%s'", optarg);
+                ret = sp_cli_usage_error("resume", "--until: expected a positive duration such as 6h, got '%s'", optarg);
                 goto out;
             }
             break;
@@ -708,13 +706,13 @@ static int cmd_resume(int argc, char **argv, const char *cmdline)
             if (ret) goto out;
             break;
         case 'h': fputs(usage_resume, stdout); goto out;
-        case ':': ret = usage_error("resume", "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: ret = usage_error("resume", "unknown option '%s'", argv[optind - 1]); goto out;
+        case ':': ret = sp_cli_usage_error("resume", "option '%s' needs a value", argv[optind - 1]); goto out;
+        default: ret = sp_cli_usage_error("resume", "unknown option '%s'", argv[optind - 1]); goto out;
         }
     }
     if (optind != argc - 1) {
-        if (optind >= argc) ret = usage_error("resume", "missing SNAPSHOT.snap");
-        else ret = usage_error("resume", "unexpected argument '%s'", argv[optind + 1]);
+        if (optind >= argc) ret = sp_cli_usage_error("resume", "missing SNAPSHOT.snap");
+        else ret = sp_cli_usage_error("resume", "unexpected argument '%s'", argv[optind + 1]);
         goto out;
     }
     const char *path = argv[optind];
@@ -796,13 +794,13 @@ static int cmd_validate(int argc, char **argv)
         case 'S': c.sets[c.n_sets++] = optarg; break;
         case 'P': print = true; break;
         case 'h': fputs(usage_validate, stdout); goto out;
-        case ':': ret = usage_error("validate", "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: ret = usage_error("validate", "unknown option '%s'", argv[optind - 1]); goto out;
+        case ':': ret = sp_cli_usage_error("validate", "option '%s' needs a value", argv[optind - 1]); goto out;
+        default: ret = sp_cli_usage_error("validate", "unknown option '%s'", argv[optind - 1]); goto out;
         }
     }
     if (optind != argc - 1) {
-        if (optind >= argc) ret = usage_error("validate", "missing SCENARIO.yaml");
-        else ret = usage_error("validate", "unexpected argument '%s'", argv[optind + 1]);
+        if (optind >= argc) ret = sp_cli_usage_error("validate", "missing SCENARIO.yaml");
+        else ret = sp_cli_usage_error("validate", "unexpected argument '%s'", argv[optind + 1]);
         goto out;
     }
     c.scenario = argv[optind];
@@ -842,9 +840,9 @@ static int cmd_info(int argc, char **argv)
         fputs(usage_info, stdout);
         return 0;
     }
-    if (argc < 2) return usage_error("info", "missing FILE.h5");
-    if (argc > 2) return usage_error("info", "unexpected argument '%s'", argv[2]);
-    if (argv[1][0] == '-') return usage_error("info", "unknown option '%s'", argv[1]);
+    if (argc < 2) return sp_cli_usage_error("info", "missing FILE.h5");
+    if (argc > 2) return sp_cli_usage_error("info", "unexpected argument '%s'", argv[2]);
+    if (argv[1][0] == '-') return sp_cli_usage_error("info", "unknown option '%s'", argv[1]);
     /* A snapshot (spiral run --checkpoint-every) or a run's HDF5 file. */
     FILE *f = fopen(argv[1], "rb");
     char magic[8] = { 0 };
@@ -874,7 +872,7 @@ static int cmd_types(int argc, char **argv)
         fputs(usage_types, stdout);
         return 0;
     }
-    if (argc != 1) return usage_error("types", "unexpected argument '%s'", argv[1]);
+    if (argc != 1) return sp_cli_usage_error("types", "unexpected argument '%s'", argv[1]);
     for (size_t i = 0; i < sp_registry_count(reg); i++) {
         const struct sp_module_ops *o = sp_registry_get(reg, i);
         printf("%-12s %-12s %s\n", o->kind, o->type, o->summary);
@@ -927,5 +925,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "spiral: unknown command '%s' (did you mean '%s'?)\nTry 'spiral --help'.\n", cmd, near);
         return EXIT_USAGE;
     }
-    return usage_error(NULL, "unknown command '%s'", cmd);
+    return sp_cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -16,7 +16,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,18 +81,6 @@ static const char usage_stress[] =
     "is then NaN), 1 runs failed so a point has no value, 2 bad input or usage,\n"
     "130 interrupted.\n";
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "spiral stress: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'spiral stress --help'.\n");
-    return EXIT_USAGE;
-}
 
 static bool parse_double(const char *s, double *out)
 {
@@ -348,51 +335,51 @@ int sp_cmd_stress(int argc, char **argv, const char *cmdline)
         case O_RANGE: range = optarg; break;
         case O_METRIC: st.metric = optarg; break;
         case O_THRESH:
-            if (!parse_double(optarg, &st.threshold)) { ret = usage_err("--threshold: expected a number, got '%s'", optarg); goto out; }
+            if (!parse_double(optarg, &st.threshold)) { ret = sp_cli_usage_error("stress", "--threshold: expected a number, got '%s'", optarg); goto out; }
             break;
         case O_TOL:
-            if (!parse_double(optarg, &st.tol) || !(st.tol > 0)) { ret = usage_err("--tol: expected a positive number, got '%s'", optarg); goto out; }
+            if (!parse_double(optarg, &st.tol) || !(st.tol > 0)) { ret = sp_cli_usage_error("stress", "--tol: expected a positive number, got '%s'", optarg); goto out; }
             break;
         case O_SEEDS:
             n_seeds = strtol(optarg, &end, 10);
-            if (*end || n_seeds < 1 || n_seeds > 100000) { ret = usage_err("--seeds: expected a positive number, got '%s'", optarg); goto out; }
+            if (*end || n_seeds < 1 || n_seeds > 100000) { ret = sp_cli_usage_error("stress", "--seeds: expected a positive number, got '%s'", optarg); goto out; }
             break;
         case O_SEEDBASE:
             seed_base = strtoll(optarg, &end, 10);
-            if (*end || seed_base < 0 || !*optarg) { ret = usage_err("--seed-base: expected a non-negative integer, got '%s'", optarg); goto out; }
+            if (*end || seed_base < 0 || !*optarg) { ret = sp_cli_usage_error("stress", "--seed-base: expected a non-negative integer, got '%s'", optarg); goto out; }
             break;
         case O_GRID:
             grid = strtol(optarg, &end, 10);
-            if (*end || grid < 2 || grid > 10000) { ret = usage_err("--grid: expected at least 2 points, got '%s'", optarg); goto out; }
+            if (*end || grid < 2 || grid > 10000) { ret = sp_cli_usage_error("stress", "--grid: expected at least 2 points, got '%s'", optarg); goto out; }
             break;
         case O_SET: st.user_sets[st.n_user_sets++] = optarg; break;
         case 'j':
             jobs = strtol(optarg, &end, 10);
-            if (*end || jobs < 1 || jobs > 4096) { ret = usage_err("-j: expected a positive number of workers, got '%s'", optarg); goto out; }
+            if (*end || jobs < 1 || jobs > 4096) { ret = sp_cli_usage_error("stress", "-j: expected a positive number of workers, got '%s'", optarg); goto out; }
             break;
         case 'o': out = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage_stress, stdout); goto out;
-        case ':': ret = usage_err("option '%s' needs a value", argv[optind - 1]); goto out;
-        default: ret = usage_err("unknown option '%s'", argv[optind - 1]); goto out;
+        case ':': ret = sp_cli_usage_error("stress", "option '%s' needs a value", argv[optind - 1]); goto out;
+        default: ret = sp_cli_usage_error("stress", "unknown option '%s'", argv[optind - 1]); goto out;
         }
     }
     if (optind != argc - 1) {
-        ret = optind >= argc ? usage_err("missing SCENARIO.yaml%s", "")
-                             : usage_err("unexpected argument '%s'", argv[optind + 1]);
+        ret = optind >= argc ? sp_cli_usage_error("stress", "missing SCENARIO.yaml%s", "")
+                             : sp_cli_usage_error("stress", "unexpected argument '%s'", argv[optind + 1]);
         goto out;
     }
     st.scenario = argv[optind];
-    if (!st.key) { ret = usage_err("missing --param KEY%s", ""); goto out; }
-    if (!st.metric) { ret = usage_err("missing --metric M%s", ""); goto out; }
-    if (!range) { ret = usage_err("missing --range LO:HI%s", ""); goto out; }
+    if (!st.key) { ret = sp_cli_usage_error("stress", "missing --param KEY%s", ""); goto out; }
+    if (!st.metric) { ret = sp_cli_usage_error("stress", "missing --metric M%s", ""); goto out; }
+    if (!range) { ret = sp_cli_usage_error("stress", "missing --range LO:HI%s", ""); goto out; }
     {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", range);
         char *colon = strchr(buf, ':');
         if (colon) *colon = 0;
         if (!colon || !parse_double(buf, &st.lo) || !parse_double(colon + 1, &st.hi) || !(st.lo < st.hi)) {
-            ret = usage_err("--range: expected LO:HI with numbers LO < HI, got '%s'", range);
+            ret = sp_cli_usage_error("stress", "--range: expected LO:HI with numbers LO < HI, got '%s'", range);
             goto out;
         }
     }

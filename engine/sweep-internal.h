@@ -94,6 +94,10 @@ double sw_now(void);                 /* monotonic seconds */
 char *sw_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The commands (main.c dispatches). */
+/* "spiral CMD: <message>\nTry 'spiral CMD --help'." on stderr; returns 2
+ * (main.c: every subcommand's usage errors read the same). */
+int sp_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 int sp_cmd_sweep(int argc, char **argv, const char *cmdline);
 int sp_cmd_stress(int argc, char **argv, const char *cmdline);
 

@@ -1142,18 +1142,6 @@ static const char usage_sweep[] =
     "130 interrupted (SIGINT/SIGTERM: no new runs, running ones are stopped and\n"
     "left \"interrupted\"; the summary is written; rerun the same command to resume).\n";
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "spiral sweep: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'spiral sweep --help'.\n");
-    return EXIT_USAGE;
-}
 
 int sp_cmd_sweep(int argc, char **argv, const char *cmdline)
 {
@@ -1172,20 +1160,20 @@ int sp_cmd_sweep(int argc, char **argv, const char *cmdline)
         case 'j': {
             char *end;
             long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 4096) return usage_err("-j: expected a positive number of workers, got '%s'", optarg);
+            if (*end || v < 1 || v > 4096) return sp_cli_usage_error("sweep", "-j: expected a positive number of workers, got '%s'", optarg);
             jobs = (int)v;
             break;
         }
         case 'o': outdir = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage_sweep, stdout); return 0;
-        case ':': return usage_err("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_err("unknown option '%s'", argv[optind - 1]);
+        case ':': return sp_cli_usage_error("sweep", "option '%s' needs a value", argv[optind - 1]);
+        default: return sp_cli_usage_error("sweep", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc - 1) {
-        if (optind >= argc) return usage_err("missing SWEEP.yaml%s", "");
-        return usage_err("unexpected argument '%s'", argv[optind + 1]);
+        if (optind >= argc) return sp_cli_usage_error("sweep", "missing SWEEP.yaml%s", "");
+        return sp_cli_usage_error("sweep", "unexpected argument '%s'", argv[optind + 1]);
     }
     if (!jobs) jobs = sw_default_jobs();
     const char *path = argv[optind];
