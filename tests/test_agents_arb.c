@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -43,76 +44,26 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w, const char *name, const char *yaml)
+static void world_open(struct tw_world *w, const char *name, const char *yaml)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    assert_int_equal(sp_sim_start(w->sim), 0);
+    tw_open(w, &(struct tw_opts){ .name = name, .text = yaml });
 }
 
-static void world_close(struct world *w)
+static double pool_price(struct tw_world *w)
 {
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-/* Dispatch every event with t <= until; the ledger must balance after. */
-static void step_to(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    assert_true(id != SP_ID_NONE);
-    return id;
-}
-
-static double pool_price(struct world *w)
-{
-    sp_id v = id_of(w, "pool");
+    sp_id v = tw_id(w, "pool");
     return sp_market_ops_of(w->sim, v)->price(sp_sim_entity_state(w->sim, v));
 }
 
-static double ref_price(struct world *w)
+static double ref_price(struct tw_world *w)
 {
-    return sp_reference_price(w->sim, id_of(w, "reference_ETH"));
+    return sp_reference_price(w->sim, tw_id(w, "reference_ETH"));
 }
 
-static bool in_band(struct world *w)
+static bool in_band(struct tw_world *w)
 {
     double p = pool_price(w), r = ref_price(w);
     return p >= r * GAMMA * (1 - 1e-9) && p <= r / GAMMA * (1 + 1e-9);
-}
-
-static double summary(struct sp_sim *sim, const char *name)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, name)) return v;
-    }
-    fail_msg("no summary metric %s", name);
-    return NAN;
 }
 
 /* ---- arbitrage after a shock ---------------------------------------------- */
@@ -134,7 +85,7 @@ static const char shock_fmt[] =
     "  - {type: arbitrageur, name: arb, venue: pool, poll: 12s, reaction: %s, gas_cost: 5,\n"
     "     inventory: %s, cash: 1000000}\n";
 
-static void open_shock(struct world *w, const char *name, const char *reaction, const char *eth)
+static void open_shock(struct tw_world *w, const char *name, const char *reaction, const char *eth)
 {
     char yaml[2048];
     snprintf(yaml, sizeof yaml, shock_fmt, reaction, eth);
@@ -150,78 +101,78 @@ static void open_shock(struct world *w, const char *name, const char *reaction, 
 static void test_arb_closes_gap_within_one_poll_with_ample_capital(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_shock(&w, "arb_ample", "0s", "100000");
     for (sp_time t = 0; t <= T_SHOCK; t += 12 * SP_SEC) {
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_near(pool_price(&w), 2000.0, 1e-9);   /* nothing to do before */
     }
-    step_to(&w, T_SHOCK);
+    tw_step_to(&w, T_SHOCK);
     assert_near(ref_price(&w), 1400.0, 1e-9);
     assert_false(in_band(&w));
-    step_to(&w, T_POLL - 1);
+    tw_step_to(&w, T_POLL - 1);
     assert_false(in_band(&w));
-    step_to(&w, T_POLL);
+    tw_step_to(&w, T_POLL);
     assert_true(in_band(&w));
     /* Uniswap v2 getAmountOut: out(x) = γ·x·r1/(r0 + γ·x); profit out(x) − P·x is
      * maximal where out'(x) = γ·r0·r1/(r0 + γ·x)² = P, i.e.
      * x* = (sqrt(γ·r0·r1/P) − r0)/γ: the base the arbitrageur sold. */
     double x_star = (sqrt(GAMMA * 1000.0 * 2000000.0 / 1400.0) - 1000.0) / GAMMA;
     sp_token eth0 = sp_token_find(w.sim, "ETH");
-    assert_near((100000.0 - sp_balance(w.sim, id_of(&w, "arb"), eth0)) / x_star, 1.0, 1e-12);
+    assert_near((100000.0 - sp_balance(w.sim, tw_id(&w, "arb"), eth0)) / x_star, 1.0, 1e-12);
     for (sp_time t = T_POLL; t <= 3 * SP_HOUR; t += 12 * SP_SEC) {
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_true(in_band(&w));
     }
     sp_sim_finish(w.sim);
-    assert_true(summary(w.sim, "n_trades_arb") == 1);
-    assert_true(summary(w.sim, "profit_arb") > 0);
-    assert_near(summary(w.sim, "gas_arb"), 5.0, 0);
+    assert_true(tw_summary(w.sim, "n_trades_arb") == 1);
+    assert_true(tw_summary(w.sim, "profit_arb") > 0);
+    assert_near(tw_summary(w.sim, "gas_arb"), 5.0, 0);
     /* Gas is burned: USDC supply = pool + wallet − gas; ETH supply untouched. */
     sp_token eth = sp_token_find(w.sim, "ETH"), usdc = sp_token_find(w.sim, "USDC");
     assert_near(sp_supply(w.sim, eth), 101000.0, 1e-6);
     assert_near(sp_supply(w.sim, usdc), 3000000.0 - 5.0, 1e-6);
-    world_close(&w);
+    tw_close(&w);
 }
 
 static void test_arb_latency_delays_the_pull_back(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_shock(&w, "arb_latency", "5m", "100000");
     sp_time exec = T_POLL + 5 * SP_MIN;
     for (sp_time t = T_SHOCK; t < exec; t += 6 * SP_SEC) {
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_false(in_band(&w));
     }
-    step_to(&w, exec - 1);
+    tw_step_to(&w, exec - 1);
     assert_false(in_band(&w));
-    step_to(&w, exec);
+    tw_step_to(&w, exec);
     assert_true(in_band(&w));
-    step_to(&w, 3 * SP_HOUR);
+    tw_step_to(&w, 3 * SP_HOUR);
     assert_true(in_band(&w));
     sp_sim_finish(w.sim);
-    assert_true(summary(w.sim, "profit_arb") > 0);
-    world_close(&w);
+    assert_true(tw_summary(w.sim, "profit_arb") > 0);
+    tw_close(&w);
 }
 
 static void test_arb_small_capital_leaves_the_pool_away(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_shock(&w, "arb_small", "0s", "20");
-    sp_id arb = id_of(&w, "arb");
+    sp_id arb = tw_id(&w, "arb");
     sp_token eth = sp_token_find(w.sim, "ETH");
     for (sp_time t = T_SHOCK; t <= 3 * SP_HOUR; t += SP_MIN) {
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_false(in_band(&w));
         assert_true(pool_price(&w) > 1400.0 / GAMMA * 1.10);   /* > 10 % above the band */
     }
     assert_near(sp_balance(w.sim, arb, eth), 0.0, 1e-9);   /* sold all it had */
     sp_sim_finish(w.sim);
-    assert_true(summary(w.sim, "capital_bound_arb") > 1);
-    assert_true(summary(w.sim, "profit_arb") > 0);
-    world_close(&w);
+    assert_true(tw_summary(w.sim, "capital_bound_arb") > 1);
+    assert_true(tw_summary(w.sim, "profit_arb") > 0);
+    tw_close(&w);
 }
 
 /* StableSwap (numeric sizing): a 5 % depeg of the stETH reference is closed
@@ -240,22 +191,22 @@ static void test_arb_stableswap_back_in_fee_band(void **state)
         "agents:\n"
         "  - {type: arbitrageur, name: arb, venue: pool, gas_cost: 0.001, inventory: 100000,\n"
         "     cash: 100000}\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "arb_stableswap", yaml);
-    sp_id pool = id_of(&w, "pool"), ref = id_of(&w, "reference_stETH");
+    sp_id pool = tw_id(&w, "pool"), ref = tw_id(&w, "reference_stETH");
     const double g = 1 - 0.0004;
-    step_to(&w, T_POLL - 1);
+    tw_step_to(&w, T_POLL - 1);
     double p = sp_market_ops_of(w.sim, pool)->price(sp_sim_entity_state(w.sim, pool));
     assert_true(p > sp_reference_price(w.sim, ref) / g * 1.01);
-    step_to(&w, T_POLL);
+    tw_step_to(&w, T_POLL);
     p = sp_market_ops_of(w.sim, pool)->price(sp_sim_entity_state(w.sim, pool));
     double r = sp_reference_price(w.sim, ref);
     if (!(p >= r * g * (1 - 1e-9) && p <= r / g * (1 + 1e-9)))
         fail_msg("pool %.12g outside the band of reference %.12g", p, r);
-    step_to(&w, 2 * SP_HOUR);
+    tw_step_to(&w, 2 * SP_HOUR);
     sp_sim_finish(w.sim);
-    assert_true(summary(w.sim, "profit_arb") > 0);
-    world_close(&w);
+    assert_true(tw_summary(w.sim, "profit_arb") > 0);
+    tw_close(&w);
 }
 
 /* A population under noise: every member's realised profit after gas is
@@ -282,20 +233,20 @@ static void test_arb_population_profit_nonnegative_under_noise(void **state)
         "    min_profit: 2\n"
         "    inventory: {dist: lognormal, mean: 30, sd: 10}\n"
         "    cash: {dist: lognormal, mean: 60000, sd: 20000}\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "arb_population", yaml);
-    for (sp_time t = 0; t <= SP_DAY; t += SP_MIN) step_to(&w, t);
+    for (sp_time t = 0; t <= SP_DAY; t += SP_MIN) tw_step_to(&w, t);
     sp_sim_finish(w.sim);
     double trades = 0;
     for (int k = 0; k < 4; k++) {
         char key[64];
         snprintf(key, sizeof key, "profit_arb_%d", k);
-        assert_true(summary(w.sim, key) >= 0);
+        assert_true(tw_summary(w.sim, key) >= 0);
         snprintf(key, sizeof key, "n_trades_arb_%d", k);
-        trades += summary(w.sim, key);
+        trades += tw_summary(w.sim, key);
     }
     assert_true(trades > 10);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* An order book: a scripted ask 2.5 % below the reference is bought by the
@@ -323,14 +274,14 @@ static void test_arb_walks_the_book(void **state)
         "      - {at: 20m, do: limit, venue: book, side: buy, price: 2040, qty: 4}\n"
         "  - {type: arbitrageur, name: arb, venue: book, threshold: 0.5%, gas_cost: 10,\n"
         "     cash: 1000000, inventory: 3}\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "arb_book", yaml);
-    sp_id arb = id_of(&w, "arb"), book = id_of(&w, "book");
+    sp_id arb = tw_id(&w, "arb"), book = tw_id(&w, "book");
     sp_token eth = sp_token_find(w.sim, "ETH"), usdc = sp_token_find(w.sim, "USDC");
-    step_to(&w, 10 * SP_MIN - 1);
+    tw_step_to(&w, 10 * SP_MIN - 1);
     assert_near(sp_balance(w.sim, arb, eth), 3.0, 0);
     /* 10m is on its 12 s polling grid, and its poll comes after the orders. */
-    step_to(&w, 10 * SP_MIN);
+    tw_step_to(&w, 10 * SP_MIN);
     assert_near(sp_balance(w.sim, arb, eth), 8.0, 1e-9);
     assert_near(sp_balance(w.sim, arb, usdc), 1000000.0 - 5 * 1950.0 - 10.0, 1e-6);
     double bid, ask;
@@ -338,16 +289,16 @@ static void test_arb_walks_the_book(void **state)
     assert_near(ask, 1999.0, 1e-9);       /* inside the threshold: left alone */
     /* The 1999 ask is cancelled at 15m; bids above 2000·1.005 = 2010 come at
      * 20m: it sells into both (6 ETH of its 8). */
-    step_to(&w, 20 * SP_MIN);
+    tw_step_to(&w, 20 * SP_MIN);
     assert_near(sp_balance(w.sim, arb, eth), 2.0, 1e-9);
     assert_int_equal(sp_book_best(w.sim, book, &bid, NULL, NULL, NULL), 0);
     assert_true(isnan(bid));              /* both bids taken */
-    step_to(&w, SP_HOUR);
+    tw_step_to(&w, SP_HOUR);
     sp_sim_finish(w.sim);
-    assert_near(summary(w.sim, "profit_arb"),
+    assert_near(tw_summary(w.sim, "profit_arb"),
                 5 * 50.0 - 10.0 + (2 * 60.0 + 4 * 40.0 - 10.0), 1e-6);
-    assert_near(summary(w.sim, "n_trades_arb"), 2.0, 0);
-    world_close(&w);
+    assert_near(tw_summary(w.sim, "n_trades_arb"), 2.0, 0);
+    tw_close(&w);
 }
 
 /* ---- scripted -------------------------------------------------------------- */
@@ -443,55 +394,55 @@ static void test_scripted_shock_moves_the_reference_like_a_scheduled_one(void **
         "    actions:\n"
         "      - {at: 1h, do: shock, reference: reference_ETH, drop: 20%, over: 90s}\n"
         "      - {at: 3h, do: shock, reference: reference_ETH, drop: 50%}\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "scripted_shock", yaml);
-    step_to(&w, SP_HOUR - 1);
+    tw_step_to(&w, SP_HOUR - 1);
     assert_near(ref_price(&w), 1000.0, 0);
-    step_to(&w, SP_HOUR + SP_MIN);                    /* a grid step inside the ramp */
+    tw_step_to(&w, SP_HOUR + SP_MIN);                    /* a grid step inside the ramp */
     assert_near(ref_price(&w), 1000.0 * (1 - 0.2 * 60.0 / 90.0), 1e-9);
-    step_to(&w, SP_HOUR + 90 * SP_SEC);               /* the exact end of the ramp */
+    tw_step_to(&w, SP_HOUR + 90 * SP_SEC);               /* the exact end of the ramp */
     assert_near(ref_price(&w), 800.0, 1e-9);
-    step_to(&w, 3 * SP_HOUR);                         /* instant: at its time */
+    tw_step_to(&w, 3 * SP_HOUR);                         /* instant: at its time */
     assert_near(ref_price(&w), 400.0, 1e-9);
-    step_to(&w, 4 * SP_HOUR);
+    tw_step_to(&w, 4 * SP_HOUR);
     assert_near(ref_price(&w), 400.0, 1e-9);
-    world_close(&w);
+    tw_close(&w);
 }
 
 static void test_scripted_liquidity_and_orders_in_process(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_open(&w, "scripted_inproc", scripted_yaml);
-    sp_id whale = id_of(&w, "whale"), pool = id_of(&w, "pool"), book = id_of(&w, "book");
+    sp_id whale = tw_id(&w, "whale"), pool = tw_id(&w, "pool"), book = tw_id(&w, "book");
     sp_token eth = sp_token_find(w.sim, "ETH"), usdc = sp_token_find(w.sim, "USDC");
-    step_to(&w, 2 * SP_HOUR - 1);
+    tw_step_to(&w, 2 * SP_HOUR - 1);
     assert_near(sp_amm_lp_shares(w.sim, pool, whale), 0.0, 0);
     double r0, r1;
     assert_int_equal(sp_amm_reserves(w.sim, pool, &r0, &r1), 0);
     double supply = sp_amm_lp_supply(w.sim, pool);
-    step_to(&w, 2 * SP_HOUR);
+    tw_step_to(&w, 2 * SP_HOUR);
     /* 10 ETH binds or 100000 USDC binds, whichever is short at the pool ratio. */
     double used0 = fmin(10.0, 100000.0 * r0 / r1);
     double shares = sp_amm_lp_shares(w.sim, pool, whale);
     assert_near(shares / (supply * used0 / r0), 1.0, 1e-9);
-    step_to(&w, 3 * SP_HOUR);
+    tw_step_to(&w, 3 * SP_HOUR);
     assert_near(sp_amm_lp_shares(w.sim, pool, whale) / (shares / 2), 1.0, 1e-12);
     double usdc_before = sp_balance(w.sim, whale, usdc);
-    step_to(&w, 4 * SP_HOUR);
+    tw_step_to(&w, 4 * SP_HOUR);
     double bid, bid_qty;
     assert_int_equal(sp_book_best(w.sim, book, &bid, &bid_qty, NULL, NULL), 0);
     assert_near(bid, 1990.0, 0);
     assert_near(bid_qty, 5.0, 0);
     assert_near(usdc_before - sp_balance(w.sim, whale, usdc), 1990.0 * 5, 1e-6);
-    step_to(&w, 5 * SP_HOUR);
+    tw_step_to(&w, 5 * SP_HOUR);
     assert_int_equal(sp_book_best(w.sim, book, &bid, &bid_qty, NULL, NULL), 0);
     assert_true(isnan(bid));
     assert_near(sp_balance(w.sim, whale, usdc), usdc_before, 1e-6);
     double eth_before = sp_balance(w.sim, whale, eth);
-    step_to(&w, 6 * SP_HOUR);
+    tw_step_to(&w, 6 * SP_HOUR);
     assert_near(sp_balance(w.sim, whale, eth), eth_before, 0);   /* reverted */
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- liquidity provider ---------------------------------------------------- */
@@ -528,13 +479,13 @@ static void test_lp_flees_when_drawdown_crosses_and_not_before(void **state)
         len += (size_t)snprintf(yaml + len, sizeof yaml - len,
                                 "      - {at: %dm, do: swap, venue: pool, side: sell, amount: 15}\n",
                                 10 * k);
-    struct world w;
+    struct tw_world w;
     world_open(&w, "lp_flight", yaml);
-    sp_id lp = id_of(&w, "lp"), pool = id_of(&w, "pool");
+    sp_id lp = tw_id(&w, "lp"), pool = tw_id(&w, "pool");
     double prices[600];
     int n = 0, exit_at = -1;
     for (int m = 0; m <= 180; m++) {
-        step_to(&w, m * SP_MIN);
+        tw_step_to(&w, m * SP_MIN);
         prices[n++] = pool_price(&w);
         double peak = 0;
         for (int k = n - 1; k >= 0 && k >= n - 61; k--) peak = fmax(peak, prices[k]);
@@ -549,8 +500,8 @@ static void test_lp_flees_when_drawdown_crosses_and_not_before(void **state)
     }
     assert_true(exit_at > 0);
     sp_sim_finish(w.sim);
-    assert_near(summary(w.sim, "first_exit_lp"), exit_at * 60.0, 0);
-    world_close(&w);
+    assert_near(tw_summary(w.sim, "first_exit_lp"), exit_at * 60.0, 0);
+    tw_close(&w);
 }
 
 /* Volatility trigger and return: one 50 ETH sale at 30m makes the realised
@@ -574,11 +525,11 @@ static void test_lp_volatility_exit_and_return_after_calm(void **state)
         "    name: seller\n"
         "    holdings: [{token: ETH, amount: 50}]\n"
         "    actions: [{at: 30m, do: swap, venue: pool, side: sell, amount: 50}]\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "lp_return", yaml);
-    sp_id lp = id_of(&w, "lp"), pool = id_of(&w, "pool");
+    sp_id lp = tw_id(&w, "lp"), pool = tw_id(&w, "pool");
     for (int m = 0; m <= 150; m++) {
-        step_to(&w, m * SP_MIN);
+        tw_step_to(&w, m * SP_MIN);
         double held = sp_amm_lp_shares(w.sim, pool, lp);
         if (m < 30 || m >= 120) {
             if (!(held > 0)) fail_msg("no LP shares at %d min", m);
@@ -587,10 +538,10 @@ static void test_lp_volatility_exit_and_return_after_calm(void **state)
         }
     }
     sp_sim_finish(w.sim);
-    assert_near(summary(w.sim, "first_exit_lp"), 1800.0, 0);
-    assert_near(summary(w.sim, "n_exits_lp"), 1.0, 0);
-    assert_near(summary(w.sim, "n_returns_lp"), 1.0, 0);
-    world_close(&w);
+    assert_near(tw_summary(w.sim, "first_exit_lp"), 1800.0, 0);
+    assert_near(tw_summary(w.sim, "n_exits_lp"), 1.0, 0);
+    assert_near(tw_summary(w.sim, "n_returns_lp"), 1.0, 0);
+    tw_close(&w);
 }
 
 /* A scripted swap it cannot pay for fails the run, naming the action. */
@@ -609,7 +560,7 @@ static void test_scripted_unfunded_action_fails_the_run(void **state)
         "    name: broke\n"
         "    holdings: [{token: ETH, amount: 4}]\n"
         "    actions: [{at: 1h, do: swap, venue: pool, side: sell, amount: 10}]\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "scripted_broke", yaml);
     bool drained = false;
     while (!drained && !sp_sim_failure(w.sim, NULL))
@@ -618,7 +569,7 @@ static void test_scripted_unfunded_action_fails_the_run(void **state)
     assert_int_equal(sp_sim_failure(w.sim, &msg), SP_EMODEL);
     assert_non_null(strstr(msg, "broke: action 0 (swap at 3600 s): holds 4 ETH, needs 10"));
     assert_int_equal(sp_sim_now(w.sim), SP_HOUR);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- scenario errors ------------------------------------------------------- */
@@ -635,20 +586,10 @@ static const char bad_head[] =
 static void expect_bind_error(const char *agent_line, const char *where, const char *what,
                               const char *key)
 {
-    char yaml[2048], path[1024];
+    char yaml[2048];
     snprintf(yaml, sizeof yaml, "%s%s", bad_head, agent_line);
-    snprintf(path, sizeof path, "%s/tests/bad_agent.yaml", SP_BINARY_DIR);
-    tu_write(path, yaml);
-    struct sp_diag d = { 0 };
-    struct sp_scenario *sc;
-    assert_int_equal(sp_scenario_load(&sc, path, &d), 0);
-    struct sp_world_cfg cfg;
-    assert_int_equal(sp_world_bind(sc, sp_registry_builtin(), &cfg, &d), SP_ECONFIG);
-    const char *text = d.text ? d.text : "";
-    if (!strstr(text, where) || !strstr(text, what) || !strstr(text, key))
-        fail_msg("expected '%s' ... '%s' ... '%s' in:\n%s", where, key, what, text);
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
+    tw_expect_config_error(&(struct tw_opts){ .name = "bad_agent", .text = yaml }, true, where,
+                           what, key, (const char *)NULL);
 }
 
 static void test_bad_input_names_file_line_and_key(void **state)

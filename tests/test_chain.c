@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/event.h"
 #include "spiral/ledger.h"
@@ -100,57 +101,49 @@ static const struct sp_module_ops bot_ops = {
 
 /* ---- running scenarios -------------------------------------------------------- */
 
+/* A tw_world and the test agent in it; `sim` is tw.sim, for brevity. */
 struct world {
-    struct sp_registry *reg;
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_diag d;
+    struct tw_world tw;
     struct sp_sim *sim;
     struct bot *bot;
     sp_id bot_id, chain_id;
 };
 
-static const char *yaml_path(const char *name, const char *yaml)
+/* The built-in registry and the test agent. */
+static struct sp_registry *registry(void)
 {
-    static char p[1024];
-    snprintf(p, sizeof p, "%s/tests/chain-%s.yaml", SP_BINARY_DIR, name);
-    tu_write(p, yaml);
-    return p;
+    struct sp_registry *reg;
+    assert_int_equal(sp_registry_create(&reg, sp_registry_builtin()), 0);
+    assert_int_equal(sp_registry_add(reg, &bot_ops), 0);
+    return reg;
 }
 
+/* Load tests/chain-NAME.yaml and bind: the code, diagnostics in w->tw.d. */
 static int world_bind(struct world *w, const char *name, const char *yaml)
 {
+    char nm[256];
     memset(w, 0, sizeof *w);
-    assert_int_equal(sp_registry_create(&w->reg, sp_registry_builtin()), 0);
-    assert_int_equal(sp_registry_add(w->reg, &bot_ops), 0);
-    int rc = sp_scenario_load(&w->sc, yaml_path(name, yaml), &w->d);
-    if (!rc) rc = sp_world_bind(w->sc, w->reg, &w->cfg, &w->d);
-    return rc;
+    snprintf(nm, sizeof nm, "chain-%s", name);
+    return tw_bind(&w->tw, &(struct tw_opts){ .name = nm, .text = yaml, .registry = registry });
 }
 
 static void world_release(struct world *w)
 {
-    if (w->sim) {
-        sp_sim_finish(w->sim);
-        sp_sim_destroy(w->sim);
-    }
-    sp_diag_release(&w->d);
-    sp_scenario_destroy(w->sc);
-    sp_registry_destroy(w->reg);
+    tw_release(&w->tw);
 }
 
 static void world_start_seed(struct world *w, const char *name, const char *yaml, int64_t seed)
 {
     int rc = world_bind(w, name, yaml);
-    if (seed >= 0) w->cfg.seed = seed;
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &w->d);
-    if (rc) sp_diag_print(&w->d, stderr);
+    if (seed >= 0) w->tw.cfg.seed = seed;
+    if (rc) sp_diag_print(&w->tw.d, stderr);
     assert_int_equal(rc, 0);
+    tw_start(&w->tw, &(struct tw_opts){ 0 });
+    w->sim = w->tw.sim;
     w->bot_id = sp_sim_find(w->sim, "bot");
     w->chain_id = sp_sim_find(w->sim, "chain");
     assert_int_not_equal(w->chain_id, SP_ID_NONE);
     if (w->bot_id != SP_ID_NONE) w->bot = sp_sim_entity_state(w->sim, w->bot_id);
-    assert_int_equal(sp_sim_start(w->sim), 0);
 }
 
 static void world_start(struct world *w, const char *name, const char *yaml)
@@ -160,11 +153,7 @@ static void world_start(struct world *w, const char *name, const char *yaml)
 
 static void world_step(struct world *w, sp_time until)
 {
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, UINT64_MAX, &drained);
-    const char *msg;
-    if (sp_sim_failure(w->sim, &msg)) fprintf(stderr, "run failed: %s\n", msg);
-    assert_int_equal(sp_sim_failure(w->sim, NULL), 0);
+    tw_advance(&w->tw, until);
 }
 
 static uint64_t submit(struct world *w, double gas, double max_fee, double tip, uint64_t tag,
@@ -176,17 +165,6 @@ static uint64_t submit(struct world *w, double gas, double max_fee, double tip, 
     uint64_t id = 0;
     assert_int_equal(sp_chain_submit(w->sim, &tx, &id), 0);
     return id;
-}
-
-static double summary(struct sp_sim *sim, const char *key)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, key)) return v;
-    }
-    fail_msg("summary %s missing", key);
-    return NAN;
 }
 
 #define HEAD "horizon: 1h\ntokens:\n  - {name: ETH, kind: base}\n"
@@ -330,9 +308,9 @@ static void test_low_fee_cap_waits_until_base_fee_falls(void **state)
     /* effective tip min(1, 19 - 17.5) = 1 */
     assert_double_equal(w.bot->log[0].cur_fee, 1e5 * 18.5 * 1e-9, 1e-15);
     sp_sim_finish(w.sim);
-    assert_double_equal(summary(w.sim, "mean_inclusion_delay"), 24, 0);
-    assert_double_equal(summary(w.sim, "max_inclusion_delay"), 24, 0);
-    assert_double_equal(summary(w.sim, "max_base_fee"), 20, 0);
+    assert_double_equal(tw_summary(w.sim, "mean_inclusion_delay"), 24, 0);
+    assert_double_equal(tw_summary(w.sim, "max_inclusion_delay"), 24, 0);
+    assert_double_equal(tw_summary(w.sim, "max_base_fee"), 20, 0);
     world_release(&w);
 }
 
@@ -362,7 +340,7 @@ static void test_deadline_drop_delivers_drop_kind(void **state)
     assert_double_equal(w.bot->log[1].cur_fee, 0, 0);
     assert_int_equal(w.bot->log[1].cur_submitted, 0);
     sp_sim_finish(w.sim);
-    assert_double_equal(summary(w.sim, "n_dropped_tx"), 3, 0);
+    assert_double_equal(tw_summary(w.sim, "n_dropped_tx"), 3, 0);
     world_release(&w);
 }
 
@@ -546,8 +524,8 @@ static void test_blocks_table_recorded(void **state)
     snprintf(out, sizeof out, "%s/table.h5", tu_tmpdir("chain"));
     struct sp_world_run req = { .output = out, .command_line = "test_chain" };
     enum sp_run_status st = SP_RUN_FAILED;
-    rc = sp_world_run(w.sc, &w.cfg, &req, &st, &w.d);
-    if (rc || w.d.n_errors) sp_diag_print(&w.d, stderr);
+    rc = sp_world_run(w.tw.sc, &w.tw.cfg, &req, &st, &w.tw.d);
+    if (rc || w.tw.d.n_errors) sp_diag_print(&w.tw.d, stderr);
     assert_int_equal(st, SP_RUN_COMPLETE);
     size_t n, nb;
     double *t = tu_read_f64(out, "/events/blocks/t", &n);
@@ -560,7 +538,7 @@ static void test_blocks_table_recorded(void **state)
     }
     assert_double_equal(tu_attr_f64(out, "/summary", "n_blocks"), 10, 0);
     /* the resolved scenario shows the chain as the map it is */
-    char *emitted = sp_scenario_emit(w.sc);
+    char *emitted = sp_scenario_emit(w.tw.sc);
     assert_non_null(strstr(emitted, "chain:\n  type: eip1559\n  block_time: 12s"));
     free(emitted);
     free(t);
@@ -576,8 +554,8 @@ static void expect_error(const char *name, const char *yaml, const char *needle)
 {
     struct world w;
     int rc = world_bind(&w, name, yaml);
-    if (rc != SP_ECONFIG || !strstr(w.d.text ? w.d.text : "", needle)) {
-        fprintf(stderr, "rc %d; expected '%s' in:\n%s", rc, needle, w.d.text ? w.d.text : "");
+    if (rc != SP_ECONFIG || !strstr(tw_diag(&w.tw), needle)) {
+        fprintf(stderr, "rc %d; expected '%s' in:\n%s", rc, needle, tw_diag(&w.tw));
         n_mismatch++;
     }
     world_release(&w);

@@ -30,6 +30,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -53,85 +54,11 @@
     } while (0)
 #define assert_rel(a, b, r) assert_near(a, b, (r) * fabs(b) + 1e-300)
 
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
-}
-
 /* ---- in-process worlds -------------------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-    struct sp_rec *rec;
-};
-
-/* Load `yaml`, apply `set` (may be NULL) as --set would, build, record to
- * h5, start. */
-static void world_open(struct world *w, const char *name, const char *yaml, const char *set,
-                       const char *h5)
+static double amm_price(struct tw_world *w)
 {
-    memset(w, 0, sizeof *w);
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc && set) rc = sp_scenario_set(w->sc, set, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    assert_int_equal(sp_rec_create(&w->rec, h5, NULL), 0);
-    assert_int_equal(sp_trades_open(w->sim, w->rec), 0);      /* as sp_world_run does */
-    sp_sim_set_recorder(w->sim, w->rec);
-    assert_int_equal(sp_sim_start(w->sim), 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void checks(struct world *w)
-{
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
-    for (sp_id i = 0; i < sp_sim_entity_count(w->sim); i++)
-        if (sp_lending_is(w->sim, i)) assert_int_equal(sp_lending_check(w->sim, i), 0);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
-}
-
-static double summary(struct world *w, const char *key)
-{
-    double v;
-    for (size_t i = 0; i < sp_sim_summary_count(w->sim); i++)
-        if (!strcmp(sp_sim_summary_get(w->sim, i, &v), key)) return v;
-    fail_msg("no summary metric %s", key);
-    return NAN;
-}
-
-static double amm_price(struct world *w)
-{
-    sp_id amm = id_of(w, "amm");
+    sp_id amm = tw_id(w, "amm");
     return sp_market_ops_of(w->sim, amm)->price(sp_sim_entity_state(w->sim, amm));
 }
 
@@ -143,8 +70,8 @@ static char *owners(int n)
 {
     char *s = calloc(1, 1);
     for (int i = 0; i < n; i++) {
-        char *t = fmt("%s  - {type: scripted, name: u_%d, holdings: [{token: ETH, amount: 2}], "
-                      "actions: []}\n", s, i);
+        char *t = tw_fmt("%s  - {type: scripted, name: u_%d, holdings: [{token: ETH, amount: 2}], "
+                         "actions: []}\n", s, i);
         free(s);
         s = t;
     }
@@ -202,22 +129,22 @@ static double debt_of(int i) { return 2 * LT * (1995 - 10.0 * i); }
 static void run_cascade(const char *name, const char *set, bool frozen, struct cascade_run *out,
                         const char *h5)
 {
-    struct world w;
+    struct tw_world w;
     char *own_yaml = owners(N_POS);
-    char *y = fmt(cascade_yaml, own_yaml, SHOCK);
+    char *y = tw_fmt(cascade_yaml, own_yaml, SHOCK);
     free(own_yaml);
-    world_open(&w, name, y, set, h5);
+    /* `set` applied as --set would; recorded to h5 as sp_world_run does */
+    tw_open(&w, &(struct tw_opts){ .name = name, .text = y, .set = set, .h5 = h5 });
     free(y);
-    bool drained = false;
-    while (!drained) sp_sim_step(w.sim, SP_MIN, 1u << 20, &drained);
-    checks(&w);
-    sp_id aave = id_of(&w, "aave"), amm = id_of(&w, "amm");
+    tw_drain(&w, SP_MIN);
+    tw_check_lending(&w);
+    sp_id aave = tw_id(&w, "aave"), amm = tw_id(&w, "amm");
     sp_token ETH = sp_token_find(w.sim, "ETH"), USDC = sp_token_find(w.sim, "USDC");
     sp_id own[N_POS];
     for (int i = 0; i < N_POS; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "u_%d", i);
-        own[i] = id_of(&w, nm);
+        own[i] = tw_id(&w, nm);
         assert_int_equal(sp_lending_deposit(w.sim, aave, own[i], ETH, 2), 0);
         assert_int_equal(sp_lending_borrow(w.sim, aave, own[i], USDC, debt_of(i)), 0);
         out->gen_seen[i] = -1;
@@ -225,10 +152,10 @@ static void run_cascade(const char *name, const char *set, bool frozen, struct c
     /* Event by event to 2h: generations, the ledger, and (frozen) the pool
      * price from the dump on. */
     double p_dump = NAN;
-    drained = false;
+    bool drained = false;
     while (!drained) {
         sp_sim_step(w.sim, 2 * SP_HOUR, 1, &drained);
-        checks(&w);
+        tw_check_lending(&w);
         for (int i = 0; i < N_POS; i++) {
             int g = sp_liq_generation(w.sim, aave, own[i]);
             if (g >= 0 && out->gen_seen[i] < 0) out->gen_seen[i] = g;
@@ -238,7 +165,7 @@ static void run_cascade(const char *name, const char *set, bool frozen, struct c
             assert_true(p == Y0 / X0);
         } else if (isnan(p_dump)) {
             p_dump = p;                                   /* the dump is the first event at 10m */
-            out->ref_price = sp_reference_price(w.sim, id_of(&w, "reference_ETH"));
+            out->ref_price = sp_reference_price(w.sim, tw_id(&w, "reference_ETH"));
         } else if (frozen) {
             assert_true(p == p_dump);                     /* bit for bit */
         }
@@ -254,12 +181,12 @@ static void run_cascade(const char *name, const char *set, bool frozen, struct c
     assert_int_equal(sp_lending_liquidatable(w.sim, aave, NULL, 0), 0);
     out->price_end = amm_price(&w);
     sp_sim_finish(w.sim);
-    out->dd = summary(&w, "max_drawdown_amm");
-    out->depth = summary(&w, "cascade_depth");
-    out->n_liq = summary(&w, "n_liquidations");
-    checks(&w);
+    out->dd = tw_summary(w.sim, "max_drawdown_amm");
+    out->depth = tw_summary(w.sim, "cascade_depth");
+    out->n_liq = tw_summary(w.sim, "n_liquidations");
+    tw_check_lending(&w);
     assert_int_equal(sp_rec_close(w.rec, "complete"), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 static void test_cascade_without_feedback(void **state)
@@ -626,8 +553,8 @@ static void test_bad_input(void **state)
     snprintf(out, sizeof out, "%s/bad.h5", dir);
     tu_write(scen, amp_yaml);
     /* line 3 of the file */
-    char *y = fmt("seed: 11\nhorizon: 6h\ncounterfactual: nofeedback\n%s",
-                  strstr(amp_yaml, "output:"));
+    char *y = tw_fmt("seed: 11\nhorizon: 6h\ncounterfactual: nofeedback\n%s",
+                     strstr(amp_yaml, "output:"));
     tu_write(bad, y);
     free(y);
     char *validate[] = { "spiral", "validate", bad, NULL };

@@ -28,6 +28,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -50,97 +51,22 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-    struct sp_rec *rec;
-    char path[1024];
-};
+/* Small recordings: no compression, 256 rows a chunk. */
+static const struct sp_rec_opts small_rec = { 0, 256 };
 
-static void world_open(struct world *w, const char *name, const char *yaml, bool record,
+/* Build from `yaml` (seed 0: its own); record /events/trades when `record`. */
+static void world_open(struct tw_world *w, const char *name, const char *yaml, bool record,
                        uint64_t seed)
 {
-    memset(w, 0, sizeof *w);
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc && seed) {
-        char set[64];
-        snprintf(set, sizeof set, "seed=%llu", (unsigned long long)seed);
-        rc = sp_scenario_set(w->sc, set, &d);
-    }
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    if (record) {
-        snprintf(w->path, sizeof w->path, "%s/%s.h5", tu_tmpdir("keeper"), name);
-        struct sp_rec_opts ro = { 0, 256 };
-        assert_int_equal(sp_rec_create(&w->rec, w->path, &ro), 0);
-        assert_int_equal(sp_trades_open(w->sim, w->rec), 0);
-        sp_sim_set_recorder(w->sim, w->rec);
-    }
-    assert_int_equal(sp_sim_start(w->sim), 0);
-}
-
-static void world_finish(struct world *w)
-{
-    sp_sim_finish(w->sim);
-    if (w->rec) {
-        assert_int_equal(sp_rec_close(w->rec, "complete"), 0);
-        w->rec = NULL;
-    }
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void step_to(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
+    tw_open(w, &(struct tw_opts){ .name = name, .text = yaml, .seed = seed,
+                                  .record = record ? "keeper" : NULL, .rec_opts = &small_rec });
 }
 
 /* Step ten seconds at a time, checking conservation after each step. */
-static void walk_to(struct world *w, sp_time until)
+static void walk_to(struct tw_world *w, sp_time until)
 {
-    for (sp_time t = sp_sim_now(w->sim) + SP_SEC; t < until; t += 10 * SP_SEC) step_to(w, t);
-    step_to(w, until);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
-}
-
-static sp_token tok(struct world *w, const char *name)
-{
-    sp_token t = sp_token_find(w->sim, name);
-    assert_true(t >= 0);
-    return t;
-}
-
-static double summary(struct sp_sim *sim, const char *name)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, name)) return v;
-    }
-    fail_msg("no summary metric %s", name);
-    return NAN;
+    for (sp_time t = sp_sim_now(w->sim) + SP_SEC; t < until; t += 10 * SP_SEC) tw_step_to(w, t);
+    tw_step_to(w, until);
 }
 
 /* Uniswap v2 getAmountOut (FORMULAS.md), fee 0.3 %. */
@@ -150,11 +76,11 @@ static double uni_out(double in, double r_in, double r_out)
 }
 
 /* Reserves of a cpmm market (base, quote) through its ledger balances. */
-static void reserves(struct world *w, const char *venue, const char *base, const char *quote,
+static void reserves(struct tw_world *w, const char *venue, const char *base, const char *quote,
                      double *rb, double *rq)
 {
-    *rb = sp_balance(w->sim, id_of(w, venue), tok(w, base));
-    *rq = sp_balance(w->sim, id_of(w, venue), tok(w, quote));
+    *rb = sp_balance(w->sim, tw_id(w, venue), tw_tok(w, base));
+    *rq = sp_balance(w->sim, tw_id(w, venue), tw_tok(w, quote));
 }
 
 /* ---- a pool with one position (fixed spread) ------------------------------- */
@@ -201,16 +127,16 @@ static const char flat_chain[] =
     "chain: {type: eip1559, block_time: 12s, initial_base_fee: 20, min_base_fee: 20,\n"
     "        gas_token: ETH}\n";
 
-static void open_pool(struct world *w, const char *name, const char *drop, const char *chain,
+static void open_pool(struct tw_world *w, const char *name, const char *drop, const char *chain,
                       const char *agents, bool record)
 {
     static char yaml[8192];
     snprintf(yaml, sizeof yaml, pool_fmt, drop, chain, agents);
     world_open(w, name, yaml, record, 0);
-    step_to(w, SP_MIN);
-    sp_id aave = id_of(w, "aave"), bob = id_of(w, "bob");
-    assert_int_equal(sp_lending_deposit(w->sim, aave, bob, tok(w, "ETH"), 10), 0);
-    assert_int_equal(sp_lending_borrow(w->sim, aave, bob, tok(w, "USDC"), 16000), 0);
+    tw_step_to(w, SP_MIN);
+    sp_id aave = tw_id(w, "aave"), bob = tw_id(w, "bob");
+    assert_int_equal(sp_lending_deposit(w->sim, aave, bob, tw_tok(w, "ETH"), 10), 0);
+    assert_int_equal(sp_lending_borrow(w->sim, aave, bob, tw_tok(w, "USDC"), 16000), 0);
 }
 
 #define T_SHOCK (3600 * SP_SEC)
@@ -220,13 +146,13 @@ static void open_pool(struct world *w, const char *name, const char *drop, const
 static void test_keeper_fixed_spread_after_latency_profit_is_proceeds_less_repaid(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_fixed", "10%", "",
               "  - {type: keeper, name: k, protocols: aave, capital: 1000000, latency: 30}\n",
               false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob"), k = id_of(&w, "k");
-    sp_token eth = tok(&w, "ETH"), usdc = tok(&w, "USDC");
-    step_to(&w, T_SHOCK);
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob"), k = tw_id(&w, "k");
+    sp_token eth = tw_tok(&w, "ETH"), usdc = tw_tok(&w, "USDC");
+    tw_step_to(&w, T_SHOCK);
     struct sp_lending_position pos;
     assert_int_equal(sp_lending_position(w.sim, aave, bob, &pos), 0);
     assert_true(pos.liquidatable);
@@ -235,7 +161,7 @@ static void test_keeper_fixed_spread_after_latency_profit_is_proceeds_less_repai
     reserves(&w, "pool", "ETH", "USDC", &rb, &rq);
     walk_to(&w, T_SHOCK + 30 * SP_SEC - 1);
     assert_rel(sp_lending_debt(w.sim, aave, bob, usdc), 16000, 1e-12);   /* not yet */
-    step_to(&w, T_SHOCK + 30 * SP_SEC);
+    tw_step_to(&w, T_SHOCK + 30 * SP_SEC);
     double repaid = 16000 * 0.5;
     double seized = repaid / 1800 * 1.05;
     double proceeds = uni_out(seized, rb, rq);
@@ -244,12 +170,12 @@ static void test_keeper_fixed_spread_after_latency_profit_is_proceeds_less_repai
     assert_rel(sp_balance(w.sim, k, usdc), 1000000 - repaid + proceeds, 1e-12);
     assert_rel(sp_balance(w.sim, k, eth), 0, 1e-12);
     walk_to(&w, 2 * SP_HOUR);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_liquidations_k"), 1, 0);
-    assert_rel(summary(w.sim, "profit_k"), proceeds - repaid, 1e-9);
-    assert_rel(summary(w.sim, "gas_spent_k"), 0, 0);               /* instant: no fee */
-    assert_rel(summary(w.sim, "mean_latency_k"), 30, 1e-12);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_liquidations_k"), 1, 0);
+    assert_rel(tw_summary(w.sim, "profit_k"), proceeds - repaid, 1e-9);
+    assert_rel(tw_summary(w.sim, "gas_spent_k"), 0, 0);               /* instant: no fee */
+    assert_rel(tw_summary(w.sim, "mean_latency_k"), 30, 1e-12);
+    tw_close(&w);
 }
 
 /* On an eip1559 chain the call is included in the first block after the
@@ -258,91 +184,91 @@ static void test_keeper_fixed_spread_after_latency_profit_is_proceeds_less_repai
 static void test_keeper_fixed_spread_on_a_chain_pays_gas(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_gas", "10%", flat_chain,
               "  - {type: keeper, name: k, protocols: aave, capital: 1000000, latency: 30,\n"
               "     gas_policy: fixed, max_fee: 100, priority_fee: 2, gas_per_call: 500000}\n",
               false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob"), k = id_of(&w, "k");
-    sp_token usdc = tok(&w, "USDC");
-    step_to(&w, T_SHOCK);
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob"), k = tw_id(&w, "k");
+    sp_token usdc = tw_tok(&w, "USDC");
+    tw_step_to(&w, T_SHOCK);
     double rb, rq;
     reserves(&w, "pool", "ETH", "USDC", &rb, &rq);
-    step_to(&w, T_SHOCK + 36 * SP_SEC - 1);
+    tw_step_to(&w, T_SHOCK + 36 * SP_SEC - 1);
     assert_rel(sp_lending_debt(w.sim, aave, bob, usdc), 16000, 1e-12);
     assert_int_equal(sp_chain_pending(w.sim), 1);
-    step_to(&w, T_SHOCK + 36 * SP_SEC);
+    tw_step_to(&w, T_SHOCK + 36 * SP_SEC);
     assert_int_equal(sp_chain_pending(w.sim), 0);
     double repaid = 8000, proceeds = uni_out(repaid / 1800 * 1.05, rb, rq);
     double gas = 500000 * 22e-9 * 1800;
     assert_rel(sp_lending_debt(w.sim, aave, bob, usdc), 8000, 1e-9);
     assert_rel(sp_balance(w.sim, k, usdc), 1000000 - repaid + proceeds, 1e-12);
     walk_to(&w, 2 * SP_HOUR);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "gas_spent_k"), gas, 1e-12);
-    assert_rel(summary(w.sim, "profit_k"), proceeds - repaid - gas, 1e-9);
-    assert_rel(summary(w.sim, "mean_latency_k"), 36, 1e-12);
-    assert_rel(summary(w.sim, "mean_wait_k"), 6, 1e-12);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "gas_spent_k"), gas, 1e-12);
+    assert_rel(tw_summary(w.sim, "profit_k"), proceeds - repaid - gas, 1e-9);
+    assert_rel(tw_summary(w.sim, "mean_latency_k"), 36, 1e-12);
+    assert_rel(tw_summary(w.sim, "mean_wait_k"), 6, 1e-12);
+    tw_close(&w);
 }
 
 /* Capital 5000 < the 8000 the close factor allows: it repays 5000. */
 static void test_keeper_finite_capital_limits_repayment(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_capital", "10%", "",
               "  - {type: keeper, name: k, protocols: aave, capital: 5000, latency: 30}\n",
               false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob");
-    step_to(&w, T_SHOCK + 30 * SP_SEC);
-    assert_rel(sp_lending_debt(w.sim, aave, bob, tok(&w, "USDC")), 11000, 1e-9);
-    assert_rel(sp_lending_collateral(w.sim, aave, bob, tok(&w, "ETH")),
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob");
+    tw_step_to(&w, T_SHOCK + 30 * SP_SEC);
+    assert_rel(sp_lending_debt(w.sim, aave, bob, tw_tok(&w, "USDC")), 11000, 1e-9);
+    assert_rel(sp_lending_collateral(w.sim, aave, bob, tw_tok(&w, "ETH")),
                10 - 5000.0 / 1800 * 1.05, 1e-9);
-    world_finish(&w);
-    assert_true(summary(w.sim, "n_capital_bound_k") >= 1);
-    world_close(&w);
+    tw_finish(&w);
+    assert_true(tw_summary(w.sim, "n_capital_bound_k") >= 1);
+    tw_close(&w);
 }
 
 /* min_profit above what the liquidation can earn: skipped, every time. */
 static void test_keeper_min_profit_skips_the_liquidation(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_minprofit", "10%", "",
               "  - {type: keeper, name: k, protocols: aave, capital: 1000000, latency: 30,\n"
               "     min_profit: 5000}\n", false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob");
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob");
     walk_to(&w, 2 * SP_HOUR);
-    assert_rel(sp_lending_debt(w.sim, aave, bob, tok(&w, "USDC")), 16000, 1e-12);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_liquidations_k"), 0, 0);
-    assert_true(summary(w.sim, "n_skipped_unprofitable_k") >= 2);   /* event, then polls */
-    assert_rel(summary(w.sim, "n_tx_k"), 0, 0);
-    assert_rel(summary(w.sim, "profit_k"), 0, 0);
-    world_close(&w);
+    assert_rel(sp_lending_debt(w.sim, aave, bob, tw_tok(&w, "USDC")), 16000, 1e-12);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_liquidations_k"), 0, 0);
+    assert_true(tw_summary(w.sim, "n_skipped_unprofitable_k") >= 2);   /* event, then polls */
+    assert_rel(tw_summary(w.sim, "n_tx_k"), 0, 0);
+    assert_rel(tw_summary(w.sim, "profit_k"), 0, 0);
+    tw_close(&w);
 }
 
 /* failure_probability 1: every delivered transaction reverts, gas paid. */
 static void test_keeper_failing_transactions_pay_gas_and_liquidate_nothing(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_fail", "10%", flat_chain,
               "  - {type: keeper, name: k, protocols: aave, capital: 1000000, latency: 30,\n"
               "     gas_policy: fixed, max_fee: 100, priority_fee: 2, gas_per_call: 500000,\n"
               "     failure_probability: 1}\n", false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob");
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob");
     walk_to(&w, 2 * SP_HOUR);
-    assert_rel(sp_lending_debt(w.sim, aave, bob, tok(&w, "USDC")), 16000, 1e-12);
-    assert_rel(sp_balance(w.sim, id_of(&w, "k"), tok(&w, "USDC")), 1000000, 0);
-    world_finish(&w);
-    double n = summary(w.sim, "n_failed_k");
+    assert_rel(sp_lending_debt(w.sim, aave, bob, tw_tok(&w, "USDC")), 16000, 1e-12);
+    assert_rel(sp_balance(w.sim, tw_id(&w, "k"), tw_tok(&w, "USDC")), 1000000, 0);
+    tw_finish(&w);
+    double n = tw_summary(w.sim, "n_failed_k");
     assert_true(n >= 10);                 /* one per poll-and-latency cycle for an hour */
-    assert_rel(summary(w.sim, "n_liquidations_k"), 0, 0);
-    assert_rel(summary(w.sim, "gas_spent_k"), n * 500000 * 22e-9 * 1800, 1e-9);
-    assert_rel(summary(w.sim, "profit_k"), -n * 500000 * 22e-9 * 1800, 1e-9);
-    world_close(&w);
+    assert_rel(tw_summary(w.sim, "n_liquidations_k"), 0, 0);
+    assert_rel(tw_summary(w.sim, "gas_spent_k"), n * 500000 * 22e-9 * 1800, 1e-9);
+    assert_rel(tw_summary(w.sim, "profit_k"), -n * 500000 * 22e-9 * 1800, 1e-9);
+    tw_close(&w);
 }
 
 /* flash: true and no capital: it borrows the 8000 USDC inside the
@@ -350,25 +276,25 @@ static void test_keeper_failing_transactions_pay_gas_and_liquidate_nothing(void 
 static void test_keeper_flash_liquidity_repays_loan_and_fee_from_the_sale(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_flash", "10%", "",
               "  - {type: keeper, name: k, protocols: aave, flash: true, flash_fee: 0.09%,\n"
               "     latency: 30}\n", false);
-    sp_id aave = id_of(&w, "aave"), bob = id_of(&w, "bob"), k = id_of(&w, "k");
-    sp_token usdc = tok(&w, "USDC");
-    step_to(&w, T_SHOCK);
+    sp_id aave = tw_id(&w, "aave"), bob = tw_id(&w, "bob"), k = tw_id(&w, "k");
+    sp_token usdc = tw_tok(&w, "USDC");
+    tw_step_to(&w, T_SHOCK);
     double rb, rq;
     reserves(&w, "pool", "ETH", "USDC", &rb, &rq);
     double supply = sp_supply(w.sim, usdc);
-    step_to(&w, T_SHOCK + 30 * SP_SEC);
+    tw_step_to(&w, T_SHOCK + 30 * SP_SEC);
     double proceeds = uni_out(8000.0 / 1800 * 1.05, rb, rq);
     assert_rel(sp_lending_debt(w.sim, aave, bob, usdc), 8000, 1e-9);
     assert_rel(sp_balance(w.sim, k, usdc), proceeds - 8000 * 1.0009, 1e-9);
     /* The loan was minted and burned: USDC left is the fee burned. */
     assert_rel(sp_supply(w.sim, usdc), supply - 8000 * 0.0009, 1e-12);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "profit_k"), proceeds - 8000 * 1.0009, 1e-9);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "profit_k"), proceeds - 8000 * 1.0009, 1e-9);
+    tw_close(&w);
 }
 
 /* ---- a cdp with auctions ---------------------------------------------------- */
@@ -406,16 +332,16 @@ static const char cdp_fmt[] =
     "  - {type: scripted, name: bob, holdings: [{token: ETH, amount: 10}], actions: []}\n"
     "%s";
 
-static void open_cdp(struct world *w, const char *name, const char *horizon, const char *liq,
+static void open_cdp(struct tw_world *w, const char *name, const char *horizon, const char *liq,
                      const char *chain, const char *agents, bool record)
 {
     static char yaml[8192];
     snprintf(yaml, sizeof yaml, cdp_fmt, horizon, liq, chain, agents);
     world_open(w, name, yaml, record, 0);
-    step_to(w, SP_MIN);
-    sp_id maker = id_of(w, "maker"), bob = id_of(w, "bob");
-    assert_int_equal(sp_lending_deposit(w->sim, maker, bob, tok(w, "ETH"), 10), 0);
-    assert_int_equal(sp_lending_borrow(w->sim, maker, bob, tok(w, "DAI"), 12000), 0);
+    tw_step_to(w, SP_MIN);
+    sp_id maker = tw_id(w, "maker"), bob = tw_id(w, "bob");
+    assert_int_equal(sp_lending_deposit(w->sim, maker, bob, tw_tok(w, "ETH"), 10), 0);
+    assert_int_equal(sp_lending_borrow(w->sim, maker, bob, tw_tok(w, "DAI"), 12000), 0);
 }
 
 /* clip.sol / abaci.sol StairstepExponentialDecrease: top = 1200·buf 1.2 =
@@ -425,14 +351,14 @@ static void open_cdp(struct world *w, const char *name, const char *horizon, con
 static void test_keeper_takes_dutch_auction_when_price_falls_below_value_margin(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_cdp(&w, "kp_dutch", "4h",
              "{mechanism: dutch_auction, curve: stairstep_exponential, step: 60s, cut: 0.99,\n"
              "                  buf: 1.2, tail: 3h, cusp: 0.2, tip: 0, chip: 0}",
              "", "  - {type: keeper, name: k, capital: 1000000, margin: 0.05, poll: 1s}\n", true);
-    sp_id maker = id_of(&w, "maker"), k = id_of(&w, "k");
-    sp_token dai = tok(&w, "DAI"), eth = tok(&w, "ETH");
-    step_to(&w, T_SHOCK);
+    sp_id maker = tw_id(&w, "maker"), k = tw_id(&w, "k");
+    sp_token dai = tw_tok(&w, "DAI"), eth = tw_tok(&w, "ETH");
+    tw_step_to(&w, T_SHOCK);
     assert_int_equal(sp_liq_auctions(w.sim, maker, NULL, 0), 1);
     struct sp_auction_view v;
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
@@ -447,22 +373,22 @@ static void test_keeper_takes_dutch_auction_when_price_falls_below_value_margin(
     double price = 1440 * pow(0.99, kstar);
     assert_true(10 * price < 13200);            /* the whole lot: takes all 10 */
     sp_time t_take = T_SHOCK + kstar * 60 * SP_SEC;
-    step_to(&w, t_take - 1);
+    tw_step_to(&w, t_take - 1);
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
     assert_true(v.live);
     assert_rel(v.lot, 10, 0);
-    step_to(&w, t_take);
+    tw_step_to(&w, t_take);
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
     assert_false(v.live);
     assert_rel(sp_balance(w.sim, k, dai), 1000000 - 10 * price + uni_out(10, rb, rq), 1e-9);
     assert_rel(sp_balance(w.sim, k, eth), 0, 0);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_takes_k"), 1, 0);
-    assert_rel(summary(w.sim, "profit_k"), uni_out(10, rb, rq) - 10 * price, 1e-9);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_takes_k"), 1, 0);
+    assert_rel(tw_summary(w.sim, "profit_k"), uni_out(10, rb, rq) - 10 * price, 1e-9);
+    tw_close(&w);
     /* The sale is a liquidation trade. */
     size_t n, elem;
-    int8_t *cause = tu_read_raw(w.path, "/events/trades/cause", &n, &elem);
+    int8_t *cause = tu_read_raw(w.h5, "/events/trades/cause", &n, &elem);
     assert_int_equal(elem, 1);
     assert_true(n >= 1);
     assert_int_equal(cause[n - 1], SP_CAUSE_LIQUIDATION);
@@ -476,21 +402,21 @@ static void test_keeper_takes_dutch_auction_when_price_falls_below_value_margin(
 static void test_keeper_barks_for_the_incentive_when_kick_is_keeper(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_cdp(&w, "kp_bark", "3h",
              "{mechanism: dutch_auction, kick: keeper, tip: 100, chip: 2%}", "",
              "  - {type: keeper, name: k, capital: 1000, margin: 0.9, latency: 20}\n", false);
-    sp_id maker = id_of(&w, "maker"), k = id_of(&w, "k");
-    step_to(&w, T_SHOCK + 20 * SP_SEC - 1);
+    sp_id maker = tw_id(&w, "maker"), k = tw_id(&w, "k");
+    tw_step_to(&w, T_SHOCK + 20 * SP_SEC - 1);
     assert_int_equal(sp_liq_auctions(w.sim, maker, NULL, 0), 0);
-    step_to(&w, T_SHOCK + 20 * SP_SEC);
+    tw_step_to(&w, T_SHOCK + 20 * SP_SEC);
     assert_int_equal(sp_liq_auctions(w.sim, maker, NULL, 0), 1);
-    assert_rel(sp_balance(w.sim, k, tok(&w, "DAI")), 1000 + 100 + 0.02 * 13200, 1e-12);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_barks_k"), 1, 0);
-    assert_rel(summary(w.sim, "n_takes_k"), 0, 0);
-    assert_rel(summary(w.sim, "profit_k"), 364, 1e-12);
-    world_close(&w);
+    assert_rel(sp_balance(w.sim, k, tw_tok(&w, "DAI")), 1000 + 100 + 0.02 * 13200, 1e-12);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_barks_k"), 1, 0);
+    assert_rel(tw_summary(w.sim, "n_takes_k"), 0, 0);
+    assert_rel(tw_summary(w.sim, "profit_k"), 364, 1e-12);
+    tw_close(&w);
 }
 
 /* clip.sol redo: with cusp 0.8 a run needs a reset once 1440·0.99^k / 1440
@@ -500,27 +426,27 @@ static void test_keeper_barks_for_the_incentive_when_kick_is_keeper(void **state
 static void test_keeper_redoes_a_dutch_auction_past_cusp(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_cdp(&w, "kp_redo", "3h",
              "{mechanism: dutch_auction, step: 60s, cut: 0.99, buf: 1.2, cusp: 0.8, tail: 3h,\n"
              "                  tip: 50, chip: 0}", "",
              "  - {type: keeper, name: k, capital: 1000, margin: 0.9}\n", false);
-    sp_id maker = id_of(&w, "maker"), k = id_of(&w, "k");
+    sp_id maker = tw_id(&w, "maker"), k = tw_id(&w, "k");
     sp_time t_redo = T_SHOCK + 23 * 60 * SP_SEC;
     struct sp_auction_view v;
-    step_to(&w, t_redo - 1);
+    tw_step_to(&w, t_redo - 1);
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
     assert_int_equal(v.tic, T_SHOCK);
     assert_false(v.needs_redo);
-    step_to(&w, t_redo);
+    tw_step_to(&w, t_redo);
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
     assert_true(v.live);
     assert_int_equal(v.tic, t_redo);
     assert_rel(v.top, 1440, 1e-12);
-    assert_rel(sp_balance(w.sim, k, tok(&w, "DAI")), 1050, 1e-12);
-    world_finish(&w);
-    assert_true(summary(w.sim, "n_redos_k") >= 1);
-    world_close(&w);
+    assert_rel(sp_balance(w.sim, k, tw_tok(&w, "DAI")), 1050, 1e-12);
+    tw_finish(&w);
+    assert_true(tw_summary(w.sim, "n_redos_k") >= 1);
+    tw_close(&w);
 }
 
 /* flip.sol: two keepers, margins 5 % and 40 %, value the lot at its CPMM
@@ -532,13 +458,13 @@ static void test_keeper_redoes_a_dutch_auction_past_cusp(void **state)
 static void test_keeper_english_bids_rise_by_beg_and_higher_valuation_wins(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_cdp(&w, "kp_english", "10h",
              "{mechanism: english_auction, beg: 1.05, ttl: 1h, tau: 8h}", "",
              "  - {type: keeper, name: hi, capital: 1000000, margin: 0.05, open_bid: 1%}\n"
              "  - {type: keeper, name: lo, capital: 1000000, margin: 0.4, open_bid: 1%}\n", true);
-    sp_id maker = id_of(&w, "maker"), hi = id_of(&w, "hi");
-    step_to(&w, T_SHOCK);
+    sp_id maker = tw_id(&w, "maker"), hi = tw_id(&w, "hi");
+    tw_step_to(&w, T_SHOCK);
     double rb, rq;
     reserves(&w, "pool", "ETH", "DAI", &rb, &rq);
     double V = uni_out(10, rb, rq), max_hi = 0.95 * V, max_lo = 0.6 * V;
@@ -547,7 +473,7 @@ static void test_keeper_english_bids_rise_by_beg_and_higher_valuation_wins(void 
     int seen = 0;
     struct sp_auction_view v;
     for (sp_time t = T_SHOCK; t <= 9 * SP_HOUR; t += 30 * SP_SEC) {
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
         if (!v.live) break;
         if (v.bid > last) {
@@ -563,12 +489,12 @@ static void test_keeper_english_bids_rise_by_beg_and_higher_valuation_wins(void 
     assert_true(seen >= 10);
     /* The winning bid beat the low keeper's maximum by less than one step. */
     assert_true(last > max_lo / 1.05 && last <= fmin(max_hi, max_lo * 1.05) * (1 + 1e-12));
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_wins_hi"), 1, 0);
-    assert_rel(summary(w.sim, "n_wins_lo"), 0, 0);
-    assert_true(summary(w.sim, "profit_hi") > 0);
-    assert_true(summary(w.sim, "n_bids_lo") >= 5);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_wins_hi"), 1, 0);
+    assert_rel(tw_summary(w.sim, "n_wins_lo"), 0, 0);
+    assert_true(tw_summary(w.sim, "profit_hi") > 0);
+    assert_true(tw_summary(w.sim, "n_bids_lo") >= 5);
+    tw_close(&w);
 }
 
 /* ---- congestion ---------------------------------------------------------------- */
@@ -595,23 +521,23 @@ static void test_keeper_congestion_fixed_cap_waits_adaptive_gets_in(void **state
     (void)state;
     char chain[1024];
     snprintf(chain, sizeof chain, spike_chain_fmt, "40m");
-    struct world w;
+    struct tw_world w;
     open_pool(&w, "kp_congest", "10%", chain,
               "  - {type: keeper, name: fixed, protocols: aave, capital: 1000000, latency: 0,\n"
               "     gas_policy: fixed, max_fee: 100, priority_fee: 50}\n"
               "  - {type: keeper, name: adaptive, protocols: aave, capital: 1000000,\n"
               "     latency: 30, gas_policy: adaptive, fee_multiple: 2, priority_fee: 50}\n",
               false);
-    step_to(&w, T_SHOCK);
+    tw_step_to(&w, T_SHOCK);
     assert_true(sp_chain_base_fee(w.sim) > 100);
     walk_to(&w, T_SHOCK + 5 * SP_MIN);
     /* The fixed keeper saw it first (no latency) and is still waiting. */
     assert_true(sp_chain_pending(w.sim) >= 1);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_liquidations_adaptive"), 1, 0);
-    assert_rel(summary(w.sim, "n_liquidations_fixed"), 0, 0);
-    assert_true(summary(w.sim, "gas_spent_adaptive") > 500000 * 100e-9 * 1800);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_liquidations_adaptive"), 1, 0);
+    assert_rel(tw_summary(w.sim, "n_liquidations_fixed"), 0, 0);
+    assert_true(tw_summary(w.sim, "gas_spent_adaptive") > 500000 * 100e-9 * 1800);
+    tw_close(&w);
 }
 
 /* The same spike over an English auction: the high-valuation keeper has a
@@ -623,28 +549,28 @@ static void test_keeper_congestion_lets_a_lone_low_bid_win_an_english_auction(vo
     (void)state;
     char chain[1024];
     snprintf(chain, sizeof chain, spike_chain_fmt, "2h");
-    struct world w;
+    struct tw_world w;
     open_cdp(&w, "kp_zero", "6h", "{mechanism: english_auction, beg: 1.05, ttl: 30m, tau: 4h}",
              chain,
              "  - {type: keeper, name: stuck, capital: 1000000, margin: 0.05, gas_policy: fixed,\n"
              "     max_fee: 100, priority_fee: 50, tx_timeout: 20m}\n"
              "  - {type: keeper, name: lone, capital: 1000000, margin: 0.4, open_bid: 0.1%,\n"
              "     gas_policy: adaptive, fee_multiple: 2, priority_fee: 50}\n", true);
-    sp_id maker = id_of(&w, "maker"), lone = id_of(&w, "lone");
-    step_to(&w, 3 * SP_HOUR);
+    sp_id maker = tw_id(&w, "maker"), lone = tw_id(&w, "lone");
+    tw_step_to(&w, 3 * SP_HOUR);
     struct sp_auction_view v;
     assert_int_equal(sp_liq_auction(w.sim, maker, 1, &v), 0);
     assert_false(v.live);
     assert_int_equal(v.guy, lone);
     assert_rel(v.bid, 13200 * 0.001, 1e-12);
-    step_to(&w, 6 * SP_HOUR);
-    world_finish(&w);
-    assert_true(summary(w.sim, "n_dropped_stuck") >= 1);
-    assert_rel(summary(w.sim, "n_bids_stuck"), 0, 0);
-    assert_rel(summary(w.sim, "n_wins_lone"), 1, 0);
-    world_close(&w);
+    tw_step_to(&w, 6 * SP_HOUR);
+    tw_finish(&w);
+    assert_true(tw_summary(w.sim, "n_dropped_stuck") >= 1);
+    assert_rel(tw_summary(w.sim, "n_bids_stuck"), 0, 0);
+    assert_rel(tw_summary(w.sim, "n_wins_lone"), 1, 0);
+    tw_close(&w);
     size_t n, elem;
-    int8_t *z = tu_read_raw(w.path, "/events/auctions/zero_bid", &n, &elem);
+    int8_t *z = tu_read_raw(w.h5, "/events/auctions/zero_bid", &n, &elem);
     assert_int_equal(n, 1);
     assert_int_equal(elem, 1);
     assert_int_equal(z[0], 1);
@@ -665,30 +591,30 @@ static void run_population(uint64_t seed, double out[6][3])
         "  - {type: scripted, name: o2, holdings: [{token: ETH, amount: 10}], actions: []}\n"
         "  - {type: scripted, name: o3, holdings: [{token: ETH, amount: 10}], actions: []}\n"
         "  - {type: scripted, name: o4, holdings: [{token: ETH, amount: 10}], actions: []}\n";
-    struct world w;
+    struct tw_world w;
     static char yaml[8192];
     snprintf(yaml, sizeof yaml, pool_fmt, "15%", "", agents);
     world_open(&w, "kp_pop", yaml, false, seed);
-    step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave");
+    tw_step_to(&w, SP_MIN);
+    sp_id aave = tw_id(&w, "aave");
     const char *owners[5] = { "bob", "o1", "o2", "o3", "o4" };
     for (int i = 0; i < 5; i++) {
-        sp_id o = id_of(&w, owners[i]);
-        assert_int_equal(sp_lending_deposit(w.sim, aave, o, tok(&w, "ETH"), 10), 0);
-        assert_int_equal(sp_lending_borrow(w.sim, aave, o, tok(&w, "USDC"), 14800 + 200 * i), 0);
+        sp_id o = tw_id(&w, owners[i]);
+        assert_int_equal(sp_lending_deposit(w.sim, aave, o, tw_tok(&w, "ETH"), 10), 0);
+        assert_int_equal(sp_lending_borrow(w.sim, aave, o, tw_tok(&w, "USDC"), 14800 + 200 * i), 0);
     }
     walk_to(&w, 2 * SP_HOUR);
     for (int i = 0; i < 5; i++) {
-        sp_id o = id_of(&w, owners[i]);
-        out[i][0] = sp_lending_debt(w.sim, aave, o, tok(&w, "USDC"));
-        out[i][1] = sp_lending_collateral(w.sim, aave, o, tok(&w, "ETH"));
+        sp_id o = tw_id(&w, owners[i]);
+        out[i][0] = sp_lending_debt(w.sim, aave, o, tw_tok(&w, "USDC"));
+        out[i][1] = sp_lending_collateral(w.sim, aave, o, tw_tok(&w, "ETH"));
         out[i][2] = 0;
     }
-    world_finish(&w);
-    out[5][0] = summary(w.sim, "n_liquidations_ks");
-    out[5][1] = summary(w.sim, "profit_ks");
-    out[5][2] = summary(w.sim, "mean_latency_ks");
-    world_close(&w);
+    tw_finish(&w);
+    out[5][0] = tw_summary(w.sim, "n_liquidations_ks");
+    out[5][1] = tw_summary(w.sim, "profit_ks");
+    out[5][2] = tw_summary(w.sim, "mean_latency_ks");
+    tw_close(&w);
 }
 
 static void test_keeper_population_is_deterministic_per_seed(void **state)
@@ -730,16 +656,8 @@ static char *bind_errors(const char *protocols, const char *policy)
 {
     char text[4096];
     snprintf(text, sizeof text, bad_fmt, protocols, policy);
-    struct sp_diag d = { 0 };
-    struct sp_scenario *sc = NULL;
-    struct sp_world_cfg cfg;
-    int rc = sp_scenario_load_string(&sc, "bad.yaml", text, strlen(text), &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    char *msg = strdup(d.text ? d.text : "");
-    if (rc != SP_ECONFIG) fail_msg("rc %d, diagnostics:\n%s", rc, msg);
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
-    return msg;
+    return tw_config_error(&(struct tw_opts){ .name = "bad.yaml", .text = text, .in_memory = true },
+                           false);
 }
 
 static void test_keeper_bad_input_is_reported_with_line(void **state)

@@ -28,6 +28,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/module.h"
@@ -46,68 +47,9 @@
             fail_msg("%s = %.17g, expected %.17g (within %g)", #a, a_, b_, (double)(eps)); \
     } while (0)
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-static void world_open(struct world *w, const char *name, const char *yaml)
+static void world_open(struct tw_world *w, const char *name, const char *yaml)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    assert_int_equal(sp_sim_start(w->sim), 0);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void step_to(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
-}
-
-static sp_token tok(struct world *w, const char *name)
-{
-    sp_token t = sp_token_find(w->sim, name);
-    assert_true(t >= 0);
-    return t;
-}
-
-/* Scenario text with printf formatting. */
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
+    tw_open(w, &(struct tw_opts){ .name = name, .text = yaml });
 }
 
 /* Prices constant (volatility 0) unless moved with sp_reference_shock;
@@ -162,9 +104,9 @@ static char *owners_yaml(int n, double eth)
 static char *scenario_x(int n_owners, const char *vol, const char *accrue, const char *sample,
                         double eth)
 {
-    char *head = fmt(world_head, sample, vol, vol, accrue);
+    char *head = tw_fmt(world_head, sample, vol, vol, accrue);
     char *own = owners_yaml(n_owners, eth);
-    char *all = fmt("%s%s", head, own);
+    char *all = tw_fmt("%s%s", head, own);
     free(head);
     free(own);
     return all;
@@ -180,13 +122,13 @@ static char *scenario(int n_owners, const char *vol, const char *accrue)
 static void test_health_factor_multi(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     char *y = scenario(2, "0", "1h");
     world_open(&w, "lending_hf", y);
     free(y);
-    step_to(&w, SP_MIN);                 /* oracles delivered */
-    sp_id aave = id_of(&w, "aave"), u0 = id_of(&w, "u0");
-    sp_token ETH = tok(&w, "ETH"), WBTC = tok(&w, "WBTC"), USDC = tok(&w, "USDC");
+    tw_step_to(&w, SP_MIN);                 /* oracles delivered */
+    sp_id aave = tw_id(&w, "aave"), u0 = tw_id(&w, "u0");
+    sp_token ETH = tw_tok(&w, "ETH"), WBTC = tw_tok(&w, "WBTC"), USDC = tw_tok(&w, "USDC");
     assert_true(sp_lending_is(w.sim, aave));
     assert_near(sp_lending_price(w.sim, aave, ETH), 2000, 0);
     assert_near(sp_lending_price(w.sim, aave, USDC), 1, 0);
@@ -211,15 +153,15 @@ static void test_health_factor_multi(void **state)
     assert_int_equal(sp_lending_withdraw_collateral(w.sim, aave, u0, WBTC, 1), SP_ERANGE);
     assert_near(sp_lending_collateral(w.sim, aave, u0, WBTC), 1, 0);
     /* ETH −40 %: W = 10·1200·0.825 + 20250 = 30150 ; D = 20000 + 6000 = 26000. */
-    sp_reference_shock(w.sim, id_of(&w, "reference_ETH"), 0.40, 0);
-    step_to(&w, 2 * SP_MIN);
+    sp_reference_shock(w.sim, tw_id(&w, "reference_ETH"), 0.40, 0);
+    tw_step_to(&w, 2 * SP_MIN);
     assert_int_equal(sp_lending_position(w.sim, aave, u0, &st), 0);
     assert_near(sp_lending_price(w.sim, aave, ETH), 1200, 1e-9);
     assert_near(st.hf, (10 * 1200 * 0.825 + 20250) / (20000 + 5 * 1200.0), 1e-6);
     assert_false(st.liquidatable);
     /* WBTC −50 %: W = 9900 + 10125 = 20025 < D = 26000 -> liquidatable. */
-    sp_reference_shock(w.sim, id_of(&w, "reference_WBTC"), 0.50, 0);
-    step_to(&w, 3 * SP_MIN);
+    sp_reference_shock(w.sim, tw_id(&w, "reference_WBTC"), 0.50, 0);
+    tw_step_to(&w, 3 * SP_MIN);
     assert_int_equal(sp_lending_position(w.sim, aave, u0, &st), 0);
     assert_true(st.hf < 1);
     assert_true(st.liquidatable);
@@ -227,15 +169,15 @@ static void test_health_factor_multi(void **state)
     assert_int_equal(sp_lending_liquidatable(w.sim, aave, owners, 4), 1);
     assert_int_equal(owners[0], u0);
     assert_int_equal(sp_lending_check(w.sim, aave), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- randomized: conservation, invariants, index vs brute force ------------------- */
 
-static size_t brute_liquidatable(struct world *w, sp_id proto, int n_owners, sp_id *out,
+static size_t brute_liquidatable(struct tw_world *w, sp_id proto, int n_owners, sp_id *out,
                                  size_t *ambiguous)
 {
-    sp_token ETH = tok(w, "ETH"), WBTC = tok(w, "WBTC"), USDC = tok(w, "USDC");
+    sp_token ETH = tw_tok(w, "ETH"), WBTC = tw_tok(w, "WBTC"), USDC = tw_tok(w, "USDC");
     double pe = sp_lending_price(w->sim, proto, ETH), pb = sp_lending_price(w->sim, proto, WBTC);
     double pu = sp_lending_price(w->sim, proto, USDC);
     size_t k = 0;
@@ -243,7 +185,7 @@ static size_t brute_liquidatable(struct world *w, sp_id proto, int n_owners, sp_
     for (int i = 0; i < n_owners; i++) {
         char nm[32];
         snprintf(nm, sizeof nm, "u%d", i);
-        sp_id o = id_of(w, nm);
+        sp_id o = tw_id(w, nm);
         double W = sp_lending_collateral(w->sim, proto, o, ETH) * pe * 0.825 +
                    sp_lending_collateral(w->sim, proto, o, WBTC) * pb * 0.9 * 0.75;
         double D = sp_lending_debt(w->sim, proto, o, ETH) * pe +
@@ -259,19 +201,19 @@ static void test_randomized_invariants(void **state)
 {
     (void)state;
     enum { N = 40 };
-    struct world w;
+    struct tw_world w;
     char *y = scenario_x(N, "200%", "10m", "1h", 10);
     world_open(&w, "lending_random", y);
     free(y);
-    step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave");
-    sp_token ETH = tok(&w, "ETH"), WBTC = tok(&w, "WBTC"), USDC = tok(&w, "USDC");
-    sp_token aETH = tok(&w, "aETH"), aUSDC = tok(&w, "aUSDC");
+    tw_step_to(&w, SP_MIN);
+    sp_id aave = tw_id(&w, "aave");
+    sp_token ETH = tw_tok(&w, "ETH"), WBTC = tw_tok(&w, "WBTC"), USDC = tw_tok(&w, "USDC");
+    sp_token aETH = tw_tok(&w, "aETH"), aUSDC = tw_tok(&w, "aUSDC");
     sp_id ids[N];
     for (int i = 0; i < N; i++) {
         char nm[32];
         snprintf(nm, sizeof nm, "u%d", i);
-        ids[i] = id_of(&w, nm);
+        ids[i] = tw_id(&w, nm);
     }
     struct sp_rng rng;
     sp_rng_init(&rng, 12345, 0);
@@ -319,11 +261,11 @@ static void test_randomized_invariants(void **state)
             ok += rc == 0;
         }
         if ((t / SP_MIN) % 20 == 0)         /* jolts both ways on top of the GBM */
-            sp_reference_shock(w.sim, id_of(&w, sp_rng_below(&rng, 2) ? "reference_ETH"
+            sp_reference_shock(w.sim, tw_id(&w, sp_rng_below(&rng, 2) ? "reference_ETH"
                                                                        : "reference_WBTC"),
                                0.16 * sp_rng_uniform(&rng) - 0.08, 0);
         t += SP_MIN;
-        step_to(&w, t);
+        tw_step_to(&w, t);
         assert_int_equal(sp_lending_check(w.sim, aave), 0);
         sp_id brute[N], listed[N];
         size_t amb;
@@ -347,7 +289,7 @@ static void test_randomized_invariants(void **state)
                   "%ld times a liquidatable position was seized from\n", ops, ok, checks, liq_seen);
     assert_true(ok > ops / 4);
     assert_true(liq_seen > 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- interest ------------------------------------------------------------------------ */
@@ -355,13 +297,13 @@ static void test_randomized_invariants(void **state)
 static void test_interest(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     char *y = scenario_x(2, "0", "1h", "1d", 1000);
     world_open(&w, "lending_interest", y);
     free(y);
-    step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave"), u0 = id_of(&w, "u0");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC"), aUSDC = tok(&w, "aUSDC");
+    tw_step_to(&w, SP_MIN);
+    sp_id aave = tw_id(&w, "aave"), u0 = tw_id(&w, "u0");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC"), aUSDC = tw_tok(&w, "aUSDC");
     assert_int_equal(sp_lending_deposit(w.sim, aave, u0, ETH, 1000), 0);
     assert_int_equal(sp_lending_borrow(w.sim, aave, u0, USDC, 950000), 0);
     /* Utilization 0.95 > optimal 0.9: r = 0 + 4 % + 60 %·(0.95 − 0.9)/(1 − 0.9) = 34 %. */
@@ -369,7 +311,7 @@ static void test_interest(void **state)
     assert_near(sp_lending_exchange_rate(w.sim, aave, USDC), 1.0, 1e-12);
     /* The accrual tick at 1 h is the only event touching the pool before 2 h
      * (the USDC oracle does not move): debt = 950000·exp(0.34·(1h − 1m)/yr). */
-    step_to(&w, SP_HOUR);
+    tw_step_to(&w, SP_HOUR);
     double dt = (double)(SP_HOUR - SP_MIN) / (double)SP_YEAR;
     double D = sp_lending_debt(w.sim, aave, u0, USDC);
     assert_near(D, 950000 * exp(0.34 * dt), 1e-6);
@@ -381,14 +323,14 @@ static void test_interest(void **state)
     assert_near(er * sp_supply(w.sim, aUSDC) + res, cash + D, 1e-6);
     assert_true(er > 1);
     /* Over 30 days the debt compounds; the identity still holds. */
-    step_to(&w, 30 * SP_DAY);
+    tw_step_to(&w, 30 * SP_DAY);
     D = sp_lending_debt(w.sim, aave, u0, USDC);
     er = sp_lending_exchange_rate(w.sim, aave, USDC);
     res = sp_lending_reserve(w.sim, aave, USDC);
     assert_near(er * sp_supply(w.sim, aUSDC) + res, sp_lending_cash(w.sim, aave, USDC) + D, 1e-5);
     assert_true(D > 950000 * exp(0.34 * 29.0 / 365.25));
     assert_int_equal(sp_lending_check(w.sim, aave), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- contagion through a receipt token ---------------------------------------------- */
@@ -432,19 +374,19 @@ static const char *const contagion_yaml =
 static void test_contagion(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     /* bUSDC is B's receipt: add it to the tokens. */
-    char *y = fmt("%s", contagion_yaml);
+    char *y = tw_fmt("%s", contagion_yaml);
     char *at = strstr(y, "references:");
-    char *y2 = fmt("%.*s  - {name: bUSDC, kind: receipt, underlying: USDC, issuer: B}\n%s",
-                   (int)(at - y), y, at);
+    char *y2 = tw_fmt("%.*s  - {name: bUSDC, kind: receipt, underlying: USDC, issuer: B}\n%s",
+                      (int)(at - y), y, at);
     world_open(&w, "lending_contagion", y2);
     free(y);
     free(y2);
-    step_to(&w, SP_MIN);
-    sp_id A = id_of(&w, "A"), B = id_of(&w, "B");
-    sp_id sup = id_of(&w, "supplier"), bob = id_of(&w, "bob");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC"), aETH = tok(&w, "aETH");
+    tw_step_to(&w, SP_MIN);
+    sp_id A = tw_id(&w, "A"), B = tw_id(&w, "B");
+    sp_id sup = tw_id(&w, "supplier"), bob = tw_id(&w, "bob");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC"), aETH = tw_tok(&w, "aETH");
     /* The supplier lends 100 ETH to A and posts the 100 aETH in B, borrowing USDC. */
     double r;
     assert_int_equal(sp_lending_supply(w.sim, A, sup, ETH, 100, &r), 0);
@@ -454,19 +396,19 @@ static void test_contagion(void **state)
     /* Bob borrows 40 ETH from A against 100000 USDC (power 80000 = 40 ETH). */
     assert_int_equal(sp_lending_deposit(w.sim, A, bob, USDC, 100000), 0);
     assert_int_equal(sp_lending_borrow(w.sim, A, bob, ETH, 40), 0);
-    step_to(&w, 2 * SP_MIN);
+    tw_step_to(&w, 2 * SP_MIN);
     struct sp_lending_position before;
     assert_int_equal(sp_lending_position(w.sim, B, sup, &before), 0);
     assert_near(before.hf, 100 * 2000 * 0.8 / 100000, 1e-12);
     /* ETH triples: Bob owes 40·6000 = 240000 against 100000 USDC.  A keeper
      * seizes all of Bob's collateral; A writes off the 40 ETH left. */
-    sp_reference_shock(w.sim, id_of(&w, "reference_ETH"), -2.0, 0);
-    step_to(&w, 3 * SP_MIN);
+    sp_reference_shock(w.sim, tw_id(&w, "reference_ETH"), -2.0, 0);
+    tw_step_to(&w, 3 * SP_MIN);
     assert_true(sp_lending_position(w.sim, A, bob, &before) == 0 && before.liquidatable);
     assert_int_equal(sp_lending_position(w.sim, B, sup, &before), 0);
     double er0 = sp_lending_exchange_rate(w.sim, A, ETH);
     assert_near(er0, 1.0, 1e-12);
-    assert_int_equal(sp_lending_seize(w.sim, A, bob, USDC, 100000, id_of(&w, "keeper")), 0);
+    assert_int_equal(sp_lending_seize(w.sim, A, bob, USDC, 100000, tw_id(&w, "keeper")), 0);
     double bad;
     assert_int_equal(sp_lending_write_off(w.sim, A, bob, &bad), 0);
     assert_near(bad, 40 * 6000, 1e-6);
@@ -478,14 +420,14 @@ static void test_contagion(void **state)
     assert_near(sp_token_rate(w.sim, aETH), er1, 1e-12);
     assert_near(sp_token_value(w.sim, aETH), er1 * 6000, 1e-9);
     /* B sees it at o_aeth's next poll: HF falls by exactly er1/er0. */
-    step_to(&w, 4 * SP_MIN);
+    tw_step_to(&w, 4 * SP_MIN);
     struct sp_lending_position after;
     assert_int_equal(sp_lending_position(w.sim, B, sup, &after), 0);
     assert_near(after.hf / before.hf, er1 / er0, 1e-12);
     assert_near(after.hf, 100 * 0.65 * 6000 * 0.8 / 100000, 1e-9);
     assert_int_equal(sp_lending_check(w.sim, A), 0);
     assert_int_equal(sp_lending_check(w.sim, B), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- CDP ------------------------------------------------------------------------------ */
@@ -518,11 +460,11 @@ static const char *const cdp_yaml =
 static void test_cdp(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_open(&w, "lending_cdp", cdp_yaml);
-    step_to(&w, 3 * SP_HOUR);             /* the OSM delivers after its hops */
-    sp_id mk = id_of(&w, "maker"), v1 = id_of(&w, "v1"), v2 = id_of(&w, "v2");
-    sp_token ETH = tok(&w, "ETH"), DAI = tok(&w, "DAI");
+    tw_step_to(&w, 3 * SP_HOUR);             /* the OSM delivers after its hops */
+    sp_id mk = tw_id(&w, "maker"), v1 = tw_id(&w, "v1"), v2 = tw_id(&w, "v2");
+    sp_token ETH = tw_tok(&w, "ETH"), DAI = tw_tok(&w, "DAI");
     assert_near(sp_lending_price(w.sim, mk, ETH), 150, 1e-9);
     assert_int_equal(sp_lending_deposit(w.sim, mk, v1, ETH, 20), 0);
     /* Safe while ink·price >= art·mat: 20·150/1.5 = 2000 DAI. */
@@ -541,13 +483,13 @@ static void test_cdp(void **state)
     /* A repay leaving less than dust is refused; a full one is fine. */
     assert_int_equal(sp_lending_repay(w.sim, mk, v1, v1, DAI, 1750, NULL), SP_ERANGE);
     /* A year of 5 % stability fee: debt·e^0.05, the fee goes to surplus. */
-    step_to(&w, 3 * SP_HOUR + SP_YEAR);
+    tw_step_to(&w, 3 * SP_HOUR + SP_YEAR);
     double d = sp_lending_debt(w.sim, mk, v1, DAI);
     assert_near(d, 1800 * exp(0.05), 1e-6);
     assert_near(sp_lending_reserve(w.sim, mk, DAI), 100 + (d - 1800), 1e-6);
     /* ETH −50 %: 20·75/1.5 = 1000 < 1892 -> liquidatable; seize and write off. */
-    sp_reference_shock(w.sim, id_of(&w, "reference_ETH"), 0.5, 0);
-    step_to(&w, 6 * SP_HOUR + SP_YEAR);
+    sp_reference_shock(w.sim, tw_id(&w, "reference_ETH"), 0.5, 0);
+    tw_step_to(&w, 6 * SP_HOUR + SP_YEAR);
     assert_int_equal(sp_lending_position(w.sim, mk, v1, &st), 0);
     assert_true(st.liquidatable);
     assert_int_equal(sp_lending_seize(w.sim, mk, v1, ETH, 20, v2), 0);
@@ -558,36 +500,21 @@ static void test_cdp(void **state)
     assert_near(sp_lending_reserve(w.sim, mk, DAI), 0, 0);
     assert_true(bad > surplus);                                   /* a deficit remains */
     assert_int_equal(sp_lending_check(w.sim, mk), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- bad input ----------------------------------------------------------------------- */
 
 static void expect_error(const char *name, const char *yaml, const char *needle, int line)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    struct sp_scenario *sc = NULL;
-    struct sp_world_cfg cfg;
-    int rc = sp_scenario_load(&sc, path, &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    assert_int_equal(rc, SP_ECONFIG);
-    const char *txt = d.text ? d.text : "";
-    if (!strstr(txt, needle)) fail_msg("expected '%s' in:\n%s", needle, txt);
-    char at[64];
-    snprintf(at, sizeof at, ".yaml:%d:", line);
-    if (!strstr(txt, at)) fail_msg("expected line %d in:\n%s", line, txt);
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
+    tw_expect_config_error_at(&(struct tw_opts){ .name = name, .text = yaml }, needle, line);
 }
 
 static char *replace(const char *s, const char *from, const char *to)
 {
     const char *p = strstr(s, from);
     assert_non_null(p);
-    return fmt("%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
+    return tw_fmt("%.*s%s%s", (int)(p - s), s, to, p + strlen(from));
 }
 
 static void test_bad_input(void **state)

@@ -61,6 +61,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -171,9 +172,9 @@ static const char world_yaml[] =
     "  - {type: scripted, name: h, actions: [], holdings: [{token: ETH, amount: 5000},\n"
     "     {token: stETH, amount: 5000}, {token: USDC, amount: 5000000}]}\n";
 
+/* A tw_world and its cast; `sim` is tw.sim, for brevity. */
 struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
+    struct tw_world tw;
     struct sp_sim *sim;
     sp_id A, B, vault, curve, uni, ref, peg;
     sp_id actor[N_ACTORS];
@@ -187,16 +188,12 @@ struct world {
 
 static sp_id id_of(struct world *w, const char *name)
 {
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
+    return tw_id(&w->tw, name);
 }
 
 static sp_token tok(struct world *w, const char *name)
 {
-    sp_token t = sp_token_find(w->sim, name);
-    if (t < 0) fail_msg("no token %s", name);
-    return t;
+    return tw_tok(&w->tw, name);
 }
 
 static void world_open(struct world *w)
@@ -211,18 +208,9 @@ static void world_open(struct world *w)
     for (int i = 0; i < N_ACTORS; i++)
         n += snprintf(yaml + n, cap - (size_t)n, "  - {type: scripted, name: h%d,%s", i,
                       h + strlen("  - {type: scripted, name: h,"));
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/leverage_random.yaml", SP_BINARY_DIR);
-    tu_write(path, yaml);
+    tw_open(&w->tw, &(struct tw_opts){ .name = "leverage_random", .text = yaml });
     free(yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    assert_int_equal(sp_sim_start(w->sim), 0);
+    w->sim = w->tw.sim;
     w->A = id_of(w, "protoA");
     w->B = id_of(w, "protoB");
     w->vault = id_of(w, "vault");
@@ -255,8 +243,7 @@ static void world_open(struct world *w)
 
 static void world_close(struct world *w)
 {
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
+    tw_close(&w->tw);
 }
 
 /* ---- the checks after every step ------------------------------------------------- */
@@ -361,8 +348,7 @@ static void check_all(struct world *w)
 
 static void step_to(struct world *w, sp_time until)
 {
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
+    tw_drain(&w->tw, until);
 }
 
 /* ---- the random sequence ------------------------------------------------------ */
@@ -632,17 +618,6 @@ static int do_op(struct world *w, enum op op, sp_id who, uint64_t *rng, sp_time 
     return rc;
 }
 
-static double summary(struct sp_sim *sim, const char *name)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, name)) return v;
-    }
-    fail_msg("no summary metric %s", name);
-    return NAN;
-}
-
 static void test_randomized_leverage_world_conserves_every_token(void **state)
 {
     (void)state;
@@ -775,18 +750,18 @@ static void test_randomized_leverage_world_conserves_every_token(void **state)
                            "rebalances_vault", "redemptions_vault", "deposits_vault",
                            "n_runs_dep" };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-        print_message("%-22s %g\n", keys[i], summary(w.sim, keys[i]));
-    assert_true(summary(w.sim, "n_loops_calm") >= N_CALM);
-    assert_true(summary(w.sim, "n_loops_twitchy") >= N_TWITCHY);
-    assert_true(summary(w.sim, "rebalances_vault") > 10);
+        print_message("%-22s %g\n", keys[i], tw_summary(w.sim, keys[i]));
+    assert_true(tw_summary(w.sim, "n_loops_calm") >= N_CALM);
+    assert_true(tw_summary(w.sim, "n_loops_twitchy") >= N_TWITCHY);
+    assert_true(tw_summary(w.sim, "rebalances_vault") > 10);
     /* They defended their health factors after the peg moved. */
-    assert_true(summary(w.sim, "n_deleverages_twitchy") + summary(w.sim, "n_margin_calm") +
-                summary(w.sim, "n_deleverages_calm") > 0);
-    assert_true(summary(w.sim, "deposits_vault") >= ok[OP_VAULT_DEPOSIT]);
+    assert_true(tw_summary(w.sim, "n_deleverages_twitchy") + tw_summary(w.sim, "n_margin_calm") +
+                tw_summary(w.sim, "n_deleverages_calm") > 0);
+    assert_true(tw_summary(w.sim, "deposits_vault") >= ok[OP_VAULT_DEPOSIT]);
     print_message("vault redemptions by the actors: %ld paid, %ld of them in part\n",
                   w.redeem_paid, w.redeem_partial);
     assert_true(w.redeem_paid >= 20);
-    assert_true(summary(w.sim, "redemptions_vault") >= w.redeem_paid);
+    assert_true(tw_summary(w.sim, "redemptions_vault") >= w.redeem_paid);
     world_close(&w);
     print_message("wall time %.2f s (CPU)\n", (double)(clock() - c0) / CLOCKS_PER_SEC);
 }

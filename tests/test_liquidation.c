@@ -34,6 +34,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -58,94 +59,24 @@
     } while (0)
 #define assert_rel(a, b, r) assert_near(a, b, (r) * fabs(b) + 1e-300)
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-};
-
-/* Build and start; with `h5` set, record to that file (closed by the test). */
-static void world_open_rec(struct world *w, const char *name, const char *yaml, const char *h5,
-                           struct sp_rec **rec)
+static void world_open(struct tw_world *w, const char *name, const char *yaml)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    if (h5) {
-        assert_int_equal(sp_rec_create(rec, h5, NULL), 0);
-        assert_int_equal(sp_trades_open(w->sim, *rec), 0);    /* as sp_world_run does */
-        sp_sim_set_recorder(w->sim, *rec);
-    }
-    assert_int_equal(sp_sim_start(w->sim), 0);
+    tw_open(w, &(struct tw_opts){ .name = name, .text = yaml });
 }
 
-static void world_open(struct world *w, const char *name, const char *yaml)
+/* Dispatch to `until`; the ledger and every lending protocol check out. */
+static void step_to(struct tw_world *w, sp_time until)
 {
-    world_open_rec(w, name, yaml, NULL, NULL);
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-static void checks(struct world *w)
-{
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
-    for (sp_id i = 0; i < sp_sim_entity_count(w->sim); i++)
-        if (sp_lending_is(w->sim, i)) assert_int_equal(sp_lending_check(w->sim, i), 0);
-}
-
-static void step_to(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    checks(w);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
-}
-
-static sp_token tok(struct world *w, const char *name)
-{
-    sp_token t = sp_token_find(w->sim, name);
-    assert_true(t >= 0);
-    return t;
-}
-
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = malloc((size_t)n + 1);
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
+    tw_drain(w, until);
+    tw_check_lending(w);
 }
 
 /* Move the ETH reference to `price` (from its current level) and let the
  * oracle (poll 1 s, deviation 0) deliver it. */
-static void move_eth(struct world *w, double from, double price)
+static void move_eth(struct tw_world *w, double from, double price)
 {
     sp_time now = sp_sim_now(w->sim);
-    assert_int_equal(sp_reference_shock(w->sim, id_of(w, "reference_ETH"), 1 - price / from, 0), 0);
+    assert_int_equal(sp_reference_shock(w->sim, tw_id(w, "reference_ETH"), 1 - price / from, 0), 0);
     step_to(w, now + 2 * SP_SEC);
 }
 
@@ -183,13 +114,13 @@ static const char *const pool_yaml =
     "  - {type: scripted, name: u_3, holdings: [{token: ETH, amount: 10}], actions: []}\n"
     "  - {type: scripted, name: liq, holdings: [{token: USDC, amount: 1000000}], actions: []}\n";
 
-static void open_positions(struct world *w, sp_id aave, int n, double coll, double debt)
+static void open_positions(struct tw_world *w, sp_id aave, int n, double coll, double debt)
 {
-    sp_token ETH = tok(w, "ETH"), USDC = tok(w, "USDC");
+    sp_token ETH = tw_tok(w, "ETH"), USDC = tw_tok(w, "USDC");
     for (int i = 0; i < n; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "u_%d", i);
-        sp_id u = id_of(w, nm);
+        sp_id u = tw_id(w, nm);
         assert_int_equal(sp_lending_deposit(w->sim, aave, u, ETH, coll), 0);
         assert_int_equal(sp_lending_borrow(w->sim, aave, u, USDC, debt), 0);
     }
@@ -198,17 +129,17 @@ static void open_positions(struct world *w, sp_id aave, int n, double coll, doub
 static void test_aave_close_factor_cap_and_toxic(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(pool_yaml, "{mechanism: fixed_spread}", "5%");
+    struct tw_world w;
+    char *y = tw_fmt(pool_yaml, "{mechanism: fixed_spread}", "5%");
     world_open(&w, "liq_aave", y);
     free(y);
     step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave"), liq = id_of(&w, "liq");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC");
+    sp_id aave = tw_id(&w, "aave"), liq = tw_id(&w, "liq");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC");
     assert_int_equal(sp_liq_mechanism(w.sim, aave), SP_LIQ_FIXED_SPREAD);
     open_positions(&w, aave, 4, 10, 16000);
-    sp_id u0 = id_of(&w, "u_0"), u1 = id_of(&w, "u_1"), u2 = id_of(&w, "u_2"),
-          u3 = id_of(&w, "u_3");
+    sp_id u0 = tw_id(&w, "u_0"), u1 = tw_id(&w, "u_1"), u2 = tw_id(&w, "u_2"),
+          u3 = tw_id(&w, "u_3");
     struct sp_liq_result r;
     /* Healthy: refused, nothing moves. */
     assert_int_equal(sp_liq_fixed(w.sim, aave, liq, u0, USDC, ETH, 100, &r), SP_ESTATE);
@@ -236,7 +167,7 @@ static void test_aave_close_factor_cap_and_toxic(void **state)
     struct sp_lending_position after;
     assert_int_equal(sp_lending_position(w.sim, aave, u0, &after), 0);
     assert_true(after.hf > st.hf);
-    checks(&w);
+    tw_check_lending(&w);
 
     /* 1800: HF = 0.928 <= 0.95 -> close factor 100 %: the whole debt. */
     move_eth(&w, 1900, 1800);
@@ -270,22 +201,22 @@ static void test_aave_close_factor_cap_and_toxic(void **state)
     assert_int_equal(sp_liq_fixed(w.sim, aave, liq, u3, USDC, ETH, 1000, &r), 0);
     assert_int_equal(sp_lending_position(w.sim, aave, u3, &after), 0);
     assert_true(after.hf < st.hf);
-    checks(&w);
-    world_close(&w);
+    tw_check_lending(&w);
+    tw_close(&w);
 }
 
 static void test_compound_variant_seize(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(pool_yaml, "{variant: compound_v2, seize_share: 2.8%}", "8%");
+    struct tw_world w;
+    char *y = tw_fmt(pool_yaml, "{variant: compound_v2, seize_share: 2.8%}", "8%");
     world_open(&w, "liq_compound", y);
     free(y);
     step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave"), liq = id_of(&w, "liq");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC");
+    sp_id aave = tw_id(&w, "aave"), liq = tw_id(&w, "liq");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC");
     open_positions(&w, aave, 1, 10, 16000);
-    sp_id u0 = id_of(&w, "u_0");
+    sp_id u0 = tw_id(&w, "u_0");
     move_eth(&w, 2000, 1800);
     struct sp_liq_result r;
     /* repay > closeFactor·borrow (TOO_MUCH_REPAY): refused, nothing moves. */
@@ -302,8 +233,8 @@ static void test_compound_variant_seize(void **state)
     assert_rel(r.protocol_fee, seize * 0.028, 1e-9);
     assert_rel(sp_balance(w.sim, liq, ETH) - eth0, seize * (1 - 0.028), 1e-12);
     assert_rel(sp_lending_debt(w.sim, aave, u0, USDC), 11000, 1e-12);
-    checks(&w);
-    world_close(&w);
+    tw_check_lending(&w);
+    tw_close(&w);
 }
 
 /* ---- a cdp: the clip and flip vectors -------------------------------------------- */
@@ -339,16 +270,16 @@ static const char *const cdp_yaml =
 static void test_clip_vector_through_protocol(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(cdp_yaml, "{mechanism: dutch_auction, kick: keeper, curve: "
+    struct tw_world w;
+    char *y = tw_fmt(cdp_yaml, "{mechanism: dutch_auction, kick: keeper, curve: "
                             "stairstep_exponential, step: 1s, cut: 0.99, buf: 1.25, tip: 100, "
                             "chip: 2%, tail: 1h, cusp: 10%}");
     world_open(&w, "liq_clip", y);
     free(y);
     step_to(&w, SP_SEC);
-    sp_id mk = id_of(&w, "maker"), v0 = id_of(&w, "v_0"), v1 = id_of(&w, "v_1"),
-          k0 = id_of(&w, "k_0");
-    sp_token ETH = tok(&w, "ETH"), DAI = tok(&w, "DAI");
+    sp_id mk = tw_id(&w, "maker"), v0 = tw_id(&w, "v_0"), v1 = tw_id(&w, "v_1"),
+          k0 = tw_id(&w, "k_0");
+    sp_token ETH = tw_tok(&w, "ETH"), DAI = tw_tok(&w, "DAI");
     /* clip test setup: 40 collateral, 100 debt; price 4 */
     for (int i = 0; i < 2; i++) {
         sp_id v = i ? v1 : v0;
@@ -373,7 +304,7 @@ static void test_clip_vector_through_protocol(void **state)
     /* The vault is emptied. */
     assert_near(sp_lending_collateral(w.sim, mk, v0, ETH), 0, 0);
     assert_near(sp_lending_debt(w.sim, mk, v0, DAI), 0, 0);
-    checks(&w);
+    tw_check_lending(&w);
     /* take 25 at max 5 -> buys 22 for 110, 18 back to the owner */
     double bought, paid;
     assert_int_equal(sp_liq_take(w.sim, mk, k0, id0, 25, 5.0, &bought, &paid), 0);
@@ -384,7 +315,7 @@ static void test_clip_vector_through_protocol(void **state)
     assert_false(av.live);
     /* penalty 10 to the surplus */
     assert_rel(sp_lending_reserve(w.sim, mk, DAI), 1000 - 102.2 + 10, 1e-12);
-    checks(&w);
+    tw_check_lending(&w);
     /* Price after 30 s: 5·0.99^30 = 3.6985018669 */
     sp_time t0 = sp_sim_now(w.sim);
     assert_int_equal(sp_liq_bark(w.sim, mk, k0, v1, &id1), 0);
@@ -393,21 +324,21 @@ static void test_clip_vector_through_protocol(void **state)
     assert_true(sp_sim_now(w.sim) == t0 + 30 * SP_SEC);
     assert_near(av.price, 3.6985018669, 1e-10);
     assert_int_equal(sp_liq_auctions(w.sim, mk, NULL, 0), 1);
-    world_close(&w);
+    tw_close(&w);
 }
 
 static void test_flip_vectors_through_protocol(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(cdp_yaml, "{mechanism: english_auction, kick: keeper, beg: 1.05, ttl: 3h, "
+    struct tw_world w;
+    char *y = tw_fmt(cdp_yaml, "{mechanism: english_auction, kick: keeper, beg: 1.05, ttl: 3h, "
                             "tau: 2d}");
     world_open(&w, "liq_flip", y);
     free(y);
     step_to(&w, SP_SEC);
-    sp_id mk = id_of(&w, "maker"), v0 = id_of(&w, "v_0"), v1 = id_of(&w, "v_1"),
-          v2 = id_of(&w, "v_2"), k0 = id_of(&w, "k_0"), k1 = id_of(&w, "k_1");
-    sp_token ETH = tok(&w, "ETH"), DAI = tok(&w, "DAI");
+    sp_id mk = tw_id(&w, "maker"), v0 = tw_id(&w, "v_0"), v1 = tw_id(&w, "v_1"),
+          v2 = tw_id(&w, "v_2"), k0 = tw_id(&w, "k_0"), k1 = tw_id(&w, "k_1");
+    sp_token ETH = tw_tok(&w, "ETH"), DAI = tw_tok(&w, "DAI");
     sp_id vs[3] = { v0, v1, v2 };
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sp_lending_deposit(w.sim, mk, vs[i], ETH, 100), 0);
@@ -437,7 +368,7 @@ static void test_flip_vectors_through_protocol(void **state)
     assert_int_equal(sp_liq_dent(w.sim, mk, k1, a, 99), SP_ERANGE);
     assert_int_equal(sp_liq_dent(w.sim, mk, k1, a, 95), 0);
     assert_rel(sp_balance(w.sim, v0, ETH) - eth_v0, 5, 1e-12);
-    checks(&w);
+    tw_check_lending(&w);
     /* deal: only after the bid expired (ttl 3 h) */
     assert_int_equal(sp_liq_deal(w.sim, mk, a), SP_ESTATE);
     /* A lone bidder on a second auction; a third with no bid. */
@@ -464,7 +395,7 @@ static void test_flip_vectors_through_protocol(void **state)
     assert_true(av.live);
     assert_true(av.end == sp_sim_now(w.sim) + 2 * SP_DAY);
     assert_int_equal(sp_liq_auctions(w.sim, mk, NULL, 0), 1);
-    checks(&w);
+    tw_check_lending(&w);
     sp_sim_finish(w.sim);
     double v;
     int found = 0;
@@ -475,7 +406,7 @@ static void test_flip_vectors_through_protocol(void **state)
         if (!strcmp(k, "n_liquidations_maker")) { assert_near(v, 2, 0); found++; }
     }
     assert_int_equal(found, 3);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* Maker's Hole: the protocol kicks what fits; room freed by a closed auction
@@ -483,16 +414,16 @@ static void test_flip_vectors_through_protocol(void **state)
 static void test_hole_limits_kicks(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(cdp_yaml, "{hole: 150, step: 1s, cut: 0.99, buf: 1.25, tip: 0, chip: 0}");
+    struct tw_world w;
+    char *y = tw_fmt(cdp_yaml, "{hole: 150, step: 1s, cut: 0.99, buf: 1.25, tip: 0, chip: 0}");
     world_open(&w, "liq_hole", y);
     free(y);
     step_to(&w, SP_SEC);
-    sp_id mk = id_of(&w, "maker"), k0 = id_of(&w, "k_0");
-    sp_token ETH = tok(&w, "ETH"), DAI = tok(&w, "DAI");
+    sp_id mk = tw_id(&w, "maker"), k0 = tw_id(&w, "k_0");
+    sp_token ETH = tw_tok(&w, "ETH"), DAI = tw_tok(&w, "DAI");
     assert_int_equal(sp_liq_mechanism(w.sim, mk), SP_LIQ_DUTCH);     /* the cdp default */
     for (int i = 0; i < 2; i++) {
-        sp_id v = id_of(&w, i ? "v_1" : "v_0");
+        sp_id v = tw_id(&w, i ? "v_1" : "v_0");
         assert_int_equal(sp_lending_deposit(w.sim, mk, v, ETH, 40), 0);
         assert_int_equal(sp_lending_borrow(w.sim, mk, v, DAI, 100), 0);
     }
@@ -500,7 +431,7 @@ static void test_hole_limits_kicks(void **state)
     uint32_t ids[4];
     assert_int_equal(sp_liq_auctions(w.sim, mk, ids, 4), 1);          /* 110 fits, 220 not */
     assert_int_equal(sp_lending_liquidatable(w.sim, mk, NULL, 0), 1);
-    assert_int_equal(sp_liq_bark(w.sim, mk, k0, id_of(&w, "v_1"), NULL), SP_ERANGE);
+    assert_int_equal(sp_liq_bark(w.sim, mk, k0, tw_id(&w, "v_1"), NULL), SP_ERANGE);
     double bought, paid;
     assert_int_equal(sp_liq_take(w.sim, mk, k0, ids[0], 40, 5.0, &bought, &paid), 0);
     assert_rel(paid, 110, 1e-12);
@@ -508,7 +439,7 @@ static void test_hole_limits_kicks(void **state)
     assert_int_equal(sp_liq_auctions(w.sim, mk, ids, 4), 1);
     assert_int_equal(ids[0], 2);
     assert_int_equal(sp_lending_liquidatable(w.sim, mk, NULL, 0), 0);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- conservation through a pool's Dutch auctions and amm_direct ------------------- */
@@ -516,14 +447,14 @@ static void test_hole_limits_kicks(void **state)
 static void test_conservation_pool_dutch(void **state)
 {
     (void)state;
-    struct world w;
-    char *y = fmt(pool_yaml, "{mechanism: dutch_auction, step: 10s, cut: 0.9, buf: 1.1, "
+    struct tw_world w;
+    char *y = tw_fmt(pool_yaml, "{mechanism: dutch_auction, step: 10s, cut: 0.9, buf: 1.1, "
                              "tail: 5m, cusp: 30%, tip: 5, chip: 1%}", "5%");
     world_open(&w, "liq_pool_dutch", y);
     free(y);
     step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave"), liq = id_of(&w, "liq");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC");
+    sp_id aave = tw_id(&w, "aave"), liq = tw_id(&w, "liq");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC");
     open_positions(&w, aave, 3, 10, 16000);
     move_eth(&w, 2000, 1800);
     /* kick: protocol -> the protocol barked all three at the delivery */
@@ -542,7 +473,7 @@ static void test_conservation_pool_dutch(void **state)
         step_to(&w, t + k * 10 * SP_SEC);
         assert_int_equal(sp_liq_take(w.sim, aave, liq, ids[0], 2, 1e9, &bought, &paid), 0);
         assert_rel(bought, 2, 1e-12);
-        checks(&w);
+        tw_check_lending(&w);
     }
     /* the second runs past tail: take refused until redo */
     step_to(&w, t + 6 * SP_MIN);
@@ -552,15 +483,15 @@ static void test_conservation_pool_dutch(void **state)
     double liq0 = sp_balance(w.sim, liq, USDC);
     assert_int_equal(sp_liq_redo(w.sim, aave, liq, ids[1]), 0);
     assert_rel(sp_balance(w.sim, liq, USDC) - liq0, 5 + 0.01 * av.tab, 1e-9);   /* from reserve */
-    checks(&w);
+    tw_check_lending(&w);
     /* take everything: the auction closes, leftover lot back to the owner */
-    double eth_u1 = sp_balance(w.sim, id_of(&w, "u_1"), ETH);
+    double eth_u1 = sp_balance(w.sim, tw_id(&w, "u_1"), ETH);
     assert_int_equal(sp_liq_take(w.sim, aave, liq, ids[1], 100, 1e9, &bought, &paid), 0);
     assert_int_equal(sp_liq_auction(w.sim, aave, ids[1], &av), 0);
     assert_false(av.live);
-    assert_rel(sp_balance(w.sim, id_of(&w, "u_1"), ETH) - eth_u1, 10 - bought, 1e-9);
+    assert_rel(sp_balance(w.sim, tw_id(&w, "u_1"), ETH) - eth_u1, 10 - bought, 1e-9);
     assert_rel(paid, 16000 * 1.05, 1e-9);
-    checks(&w);
+    tw_check_lending(&w);
     /* the third: the price falls until the lot is gone below the tab -> bad debt */
     step_to(&w, t + 6 * SP_MIN + 50 * SP_SEC);
     double bad0 = sp_lending_bad_debt(w.sim, aave);
@@ -572,8 +503,8 @@ static void test_conservation_pool_dutch(void **state)
     assert_int_equal(sp_liq_take(w.sim, aave, liq, ids[2], 10, 1e9, &bought, &paid), 0);
     assert_rel(bought, 10, 1e-12);
     assert_rel(sp_lending_bad_debt(w.sim, aave) - bad0, 16000 - paid, 1e-6);
-    checks(&w);
-    world_close(&w);
+    tw_check_lending(&w);
+    tw_close(&w);
 }
 
 /* ---- the cascade ----------------------------------------------------------------------- */
@@ -584,8 +515,8 @@ static char *owners(int n)
 {
     char *s = calloc(1, 1);
     for (int i = 0; i < n; i++) {
-        char *t = fmt("%s  - {type: scripted, name: u_%d, holdings: [{token: ETH, amount: 2}], "
-                      "actions: []}\n", s, i);
+        char *t = tw_fmt("%s  - {type: scripted, name: u_%d, holdings: [{token: ETH, amount: 2}], "
+                         "actions: []}\n", s, i);
         free(s);
         s = t;
     }
@@ -628,19 +559,18 @@ static const char *const cascade_yaml =
 static void test_cascade_fixed_point(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     const double shock = 5, LT = 0.8, x0 = 1000, y0 = 2000000;
     char *own_yaml = owners(N_CASCADE);
-    char *y = fmt(cascade_yaml, own_yaml, shock);
+    char *y = tw_fmt(cascade_yaml, own_yaml, shock);
     free(own_yaml);
     char h5[1024];
     snprintf(h5, sizeof h5, "%s/tests/liq_cascade.h5", SP_BINARY_DIR);
-    struct sp_rec *rec = NULL;
-    world_open_rec(&w, "liq_cascade", y, h5, &rec);
+    tw_open(&w, &(struct tw_opts){ .name = "liq_cascade", .text = y, .h5 = h5 });
     free(y);
     step_to(&w, SP_MIN);
-    sp_id aave = id_of(&w, "aave"), amm = id_of(&w, "amm");
-    sp_token ETH = tok(&w, "ETH"), USDC = tok(&w, "USDC");
+    sp_id aave = tw_id(&w, "aave"), amm = tw_id(&w, "amm");
+    sp_token ETH = tw_tok(&w, "ETH"), USDC = tw_tok(&w, "USDC");
     /* Position i: 2 ETH, debt = 2·LT·L_i with liquidation prices L_i staggered
      * 1995, 1985, ... (HF_i = 2·P·LT / debt_i < 1 iff P < L_i). */
     double coll[N_CASCADE], debt[N_CASCADE];
@@ -648,7 +578,7 @@ static void test_cascade_fixed_point(void **state)
     for (int i = 0; i < N_CASCADE; i++) {
         char nm[16];
         snprintf(nm, sizeof nm, "u_%d", i);
-        own[i] = id_of(&w, nm);
+        own[i] = tw_id(&w, nm);
         coll[i] = 2;
         debt[i] = 2 * LT * (1995 - 10.0 * i);
         assert_int_equal(sp_lending_deposit(w.sim, aave, own[i], ETH, coll[i]), 0);
@@ -692,7 +622,7 @@ static void test_cascade_fixed_point(void **state)
             if (g >= 0 && gen_seen[i] < 0) gen_seen[i] = g;
         }
     }
-    checks(&w);
+    tw_check_lending(&w);
     const struct sp_market_ops *m = sp_market_ops_of(w.sim, amm);
     double price = m->price(sp_sim_entity_state(w.sim, amm));
     assert_rel(price, P, 1e-12);
@@ -709,7 +639,7 @@ static void test_cascade_fixed_point(void **state)
     }
     assert_int_equal(sp_lending_liquidatable(w.sim, aave, NULL, 0), 0);
     /* The oracle's last delivery read the last round's sales. */
-    sp_id o_eth = id_of(&w, "o_eth");
+    sp_id o_eth = tw_id(&w, "o_eth");
     assert_int_equal(sp_oracle_generation(w.sim, o_eth), rounds);
     assert_int_equal(sp_venue_liq_generation(w.sim, amm, 10 * SP_MIN), rounds - 1);
     /* The arbitrageur (poll 7 m) restores the price at 14 m: its trade
@@ -730,7 +660,7 @@ static void test_cascade_fixed_point(void **state)
     }
     assert_near(depth, rounds - 1, 0);
     assert_near(nliq, n_expected, 0);
-    assert_int_equal(sp_rec_close(rec, "complete"), 0);
+    assert_int_equal(sp_rec_close(w.rec, "complete"), 0);
     /* /events/liquidations: one row per liquidated position, its round as
      * generation, non-decreasing; the liquidation sales in /events/trades
      * carry the same generations. */
@@ -758,29 +688,14 @@ static void test_cascade_fixed_point(void **state)
     assert_int_equal(n_sales, (size_t)n_expected);
     free(cause);
     free(tgen);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- bad input ---------------------------------------------------------------------- */
 
 static void expect_error(const char *name, const char *yaml, const char *needle, int line)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    struct sp_scenario *sc = NULL;
-    struct sp_world_cfg cfg;
-    int rc = sp_scenario_load(&sc, path, &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    assert_int_equal(rc, SP_ECONFIG);
-    const char *txt = d.text ? d.text : "";
-    if (!strstr(txt, needle)) fail_msg("expected '%s' in:\n%s", needle, txt);
-    char at[64];
-    snprintf(at, sizeof at, ".yaml:%d:", line);
-    if (!strstr(txt, at)) fail_msg("expected line %d in:\n%s", line, txt);
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
+    tw_expect_config_error_at(&(struct tw_opts){ .name = name, .text = yaml }, needle, line);
 }
 
 static void test_bad_input(void **state)
@@ -797,30 +712,30 @@ static void test_bad_input(void **state)
         { "{mechanism: dutch_auctoin}", "dutch_auction" },
     };
     for (size_t i = 0; i < sizeof cdp_cases / sizeof cdp_cases[0]; i++) {
-        char *y = fmt(cdp_yaml, cdp_cases[i].liq);
+        char *y = tw_fmt(cdp_yaml, cdp_cases[i].liq);
         expect_error("liq_bad_cdp", y, cdp_cases[i].needle, 17);
         free(y);
     }
-    char *y = fmt(cascade_yaml, "", 1.0);
+    char *y = tw_fmt(cascade_yaml, "", 1.0);
     char *p = strstr(y, "venue: amm}");
     assert_non_null(p);
-    char *bad = fmt("%.*svenue: ammm}%s", (int)(p - y), y, p + strlen("venue: amm}"));
+    char *bad = tw_fmt("%.*svenue: ammm}%s", (int)(p - y), y, p + strlen("venue: amm}"));
     expect_error("liq_bad_venue", bad, "unknown venue 'ammm' (did you mean 'amm'?)", 21);
     free(bad);
-    bad = fmt("%.*s}%s", (int)(p - y - 2), y, p + strlen("venue: amm}"));
+    bad = tw_fmt("%.*s}%s", (int)(p - y - 2), y, p + strlen("venue: amm}"));
     expect_error("liq_no_venue", bad, "needs `venue`", 21);
     free(bad);
     /* a venue that does not trade the pair (two lines inserted above) */
     char *q = strstr(y, "markets:\n");
     assert_non_null(q);
     q += strlen("markets:\n");
-    bad = fmt("%.*s  - {type: cpmm, name: other, base: ETH, quote: aUSDC, reserve_base: 1,\n"
-              "     reserve_quote: 1}\n%.*svenue: other}%s", (int)(q - y), y,
-              (int)(p - q), q, p + strlen("venue: amm}"));
+    bad = tw_fmt("%.*s  - {type: cpmm, name: other, base: ETH, quote: aUSDC, reserve_base: 1,\n"
+                 "     reserve_quote: 1}\n%.*svenue: other}%s", (int)(q - y), y,
+                 (int)(p - q), q, p + strlen("venue: amm}"));
     expect_error("liq_bad_pair", bad, "trades ETH/aUSDC", 23);
     free(bad);
     /* the CLI exits with 2 */
-    char *cli = fmt(cdp_yaml, "{buf: 0.5}");
+    char *cli = tw_fmt(cdp_yaml, "{buf: 0.5}");
     char path[1024], log[1024];
     snprintf(path, sizeof path, "%s/tests/liq_cli_bad.yaml", SP_BINARY_DIR);
     snprintf(log, sizeof log, "%s/tests/liq_cli_bad.log", SP_BINARY_DIR);

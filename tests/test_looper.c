@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -46,101 +47,28 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_sim *sim;
-    struct sp_rec *rec;
-    char path[1024];
-};
+/* Small recordings: no compression, 256 rows a chunk. */
+static const struct sp_rec_opts small_rec = { 0, 256 };
 
 /* Build from `yaml`; record /events/trades to a file when `record`. */
-static void world_open(struct world *w, const char *name, const char *yaml, bool record)
+static void world_open(struct tw_world *w, const char *name, const char *yaml, bool record)
 {
-    memset(w, 0, sizeof *w);
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, sp_registry_builtin(), &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    if (record) {
-        snprintf(w->path, sizeof w->path, "%s/%s.h5", tu_tmpdir("looper"), name);
-        struct sp_rec_opts ro = { 0, 256 };
-        assert_int_equal(sp_rec_create(&w->rec, w->path, &ro), 0);
-        assert_int_equal(sp_trades_open(w->sim, w->rec), 0);
-        sp_sim_set_recorder(w->sim, w->rec);
-    }
-    assert_int_equal(sp_sim_start(w->sim), 0);
-}
-
-/* Finish the run (summary metrics) and close the output. */
-static void world_finish(struct world *w)
-{
-    sp_sim_finish(w->sim);
-    if (w->rec) {
-        assert_int_equal(sp_rec_close(w->rec, "complete"), 0);
-        w->rec = NULL;
-    }
-}
-
-static void world_close(struct world *w)
-{
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-}
-
-/* Dispatch every event with t <= until; the ledger must balance after. */
-static void step_to(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
-}
-
-static sp_id id_of(struct world *w, const char *name)
-{
-    sp_id id = sp_sim_find(w->sim, name);
-    if (id == SP_ID_NONE) fail_msg("no entity %s", name);
-    return id;
-}
-
-static sp_token tok(struct world *w, const char *name)
-{
-    sp_token t = sp_token_find(w->sim, name);
-    assert_true(t >= 0);
-    return t;
-}
-
-static double summary(struct sp_sim *sim, const char *name)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, name)) return v;
-    }
-    fail_msg("no summary metric %s", name);
-    return NAN;
+    tw_open(w, &(struct tw_opts){ .name = name, .text = yaml,
+                                  .record = record ? "looper" : NULL, .rec_opts = &small_rec });
 }
 
 /* Collateral, debt and exposure of `owner` on protocol "aave". */
 struct pos { double coll, debt, exposure, hf; };
 
-static struct pos position(struct world *w, const char *owner, const char *coll,
+static struct pos position(struct tw_world *w, const char *owner, const char *coll,
                            const char *debt)
 {
-    sp_id proto = id_of(w, "aave"), o = id_of(w, owner);
+    sp_id proto = tw_id(w, "aave"), o = tw_id(w, owner);
     struct sp_lending_position p;
     assert_int_equal(sp_lending_position(w->sim, proto, o, &p), 0);
     struct pos r = {
-        sp_lending_collateral(w->sim, proto, o, tok(w, coll)),
-        sp_lending_debt(w->sim, proto, o, tok(w, debt)),
+        sp_lending_collateral(w->sim, proto, o, tw_tok(w, coll)),
+        sp_lending_debt(w->sim, proto, o, tw_tok(w, debt)),
         p.collateral_value / (p.collateral_value - p.debt_value), p.hf,
     };
     return r;
@@ -177,7 +105,7 @@ static const char world_fmt[] =
     "agents:\n"
     "%s";
 
-static void open_world(struct world *w, const char *name, const char *shocks,
+static void open_world(struct tw_world *w, const char *name, const char *shocks,
                        const char *usdc_supply, const char *agents, bool record)
 {
     static char yaml[8192];
@@ -196,7 +124,7 @@ static void open_world(struct world *w, const char *name, const char *shocks,
 static void test_looper_no_swap_exposure_matches_recursive_formula(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "loop_noswap", "", "10000000",
                "  - {type: looper, name: n1, protocol: aave, collateral: ETH, debt: ETH,\n"
                "     capital: 10, loops: 1, safety: 1, hf_low: 0}\n"
@@ -206,10 +134,10 @@ static void test_looper_no_swap_exposure_matches_recursive_formula(void **state)
                "     capital: 10, loops: 10, safety: 1, hf_low: 0}\n"
                "  - {type: looper, name: t3, protocol: aave, collateral: ETH, debt: ETH,\n"
                "     capital: 10, target_leverage: 3, safety: 1, hf_low: 0}\n", false);
-    step_to(&w, T_START - 1);
-    assert_rel(sp_lending_collateral(w.sim, id_of(&w, "aave"), id_of(&w, "n3"), tok(&w, "ETH")),
+    tw_step_to(&w, T_START - 1);
+    assert_rel(sp_lending_collateral(w.sim, tw_id(&w, "aave"), tw_id(&w, "n3"), tw_tok(&w, "ETH")),
                0.0, 0);
-    step_to(&w, T_START);
+    tw_step_to(&w, T_START);
     const struct { const char *name; int n; } cases[] = { { "n1", 1 }, { "n3", 3 }, { "n10", 10 } };
     for (size_t i = 0; i < 3; i++) {
         double e = (1 - pow(LAMBDA, cases[i].n + 1)) / (1 - LAMBDA);
@@ -217,17 +145,17 @@ static void test_looper_no_swap_exposure_matches_recursive_formula(void **state)
         assert_rel(p.exposure, e, 1e-12);
         assert_rel(p.coll, 10 * e, 1e-12);
         assert_rel(p.debt, 10 * (e - 1), 1e-12);
-        assert_rel(sp_balance(w.sim, id_of(&w, cases[i].name), tok(&w, "ETH")), 0.0, 1e-12);
+        assert_rel(sp_balance(w.sim, tw_id(&w, cases[i].name), tw_tok(&w, "ETH")), 0.0, 1e-12);
     }
     /* A target of 3: 2.952 after three rounds, so a fourth, cut to land on 3. */
     struct pos t = position(&w, "t3", "ETH", "ETH");
     assert_rel(t.exposure, 3.0, 1e-9);
     assert_rel(t.coll, 30.0, 1e-9);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_loops_n10"), 10, 0);
-    assert_rel(summary(w.sim, "n_loops_t3"), 4, 0);
-    assert_rel(summary(w.sim, "leverage_mean_n1"), 1.8, 1e-12);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_loops_n10"), 10, 0);
+    assert_rel(tw_summary(w.sim, "n_loops_t3"), 4, 0);
+    assert_rel(tw_summary(w.sim, "leverage_mean_n1"), 1.8, 1e-12);
+    tw_close(&w);
 }
 
 /* ---- (b) through a CPMM: frictionless minus the slippage ------------------- */
@@ -248,20 +176,20 @@ static void test_looper_cpmm_exposure_is_frictionless_less_slippage(void **state
     (void)state;
     const int n = 4;
     const double C = 20;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "loop_cpmm", "", "10000000",
                "  - {type: looper, name: lev, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 20, loops: 4, safety: 1, hf_low: 0,\n"
                "     max_slippage: 10%}\n", true);
-    step_to(&w, T_START);
+    tw_step_to(&w, T_START);
     struct pos p = position(&w, "lev", "ETH", "USDC");
-    double price = sp_lending_price(w.sim, id_of(&w, "aave"), tok(&w, "ETH"));
+    double price = sp_lending_price(w.sim, tw_id(&w, "aave"), tw_tok(&w, "ETH"));
     assert_rel(price, 2000.0, 1e-12);
-    world_finish(&w);
+    tw_finish(&w);
     size_t nt, n2, elem;
-    double *in = tu_read_f64(w.path, "/events/trades/amount_in", &nt);
-    double *out = tu_read_f64(w.path, "/events/trades/amount_out", &n2);
-    int8_t *cause = tu_read_raw(w.path, "/events/trades/cause", &n2, &elem);
+    double *in = tu_read_f64(w.h5, "/events/trades/amount_in", &nt);
+    double *out = tu_read_f64(w.h5, "/events/trades/amount_out", &n2);
+    int8_t *cause = tu_read_raw(w.h5, "/events/trades/cause", &n2, &elem);
     assert_int_equal(nt, (size_t)n);
     assert_int_equal(elem, 1);
     double coll = C * (1 - pow(LAMBDA, n + 1)) / (1 - LAMBDA), slip = 0;
@@ -280,11 +208,11 @@ static void test_looper_cpmm_exposure_is_frictionless_less_slippage(void **state
      * u_j falling, so E > Σ_j λ^(n−j) = (1 − λⁿ⁺¹)/(1 − λ). */
     assert_true(p.coll < C * frictionless);
     assert_true(p.exposure > frictionless);
-    assert_rel(summary(w.sim, "slippage_lev"), slip * price, 1e-9);
+    assert_rel(tw_summary(w.sim, "slippage_lev"), slip * price, 1e-9);
     free(in);
     free(out);
     free(cause);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* ---- (c) deleveraging after a shock ----------------------------------------- */
@@ -296,7 +224,7 @@ static void test_looper_cpmm_exposure_is_frictionless_less_slippage(void **state
 static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "loop_shock", "{at: 1h, drop: 10%, over: 1s}", "10000000",
                "  - {type: looper, name: alert, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 20, target_leverage: 3, hf_low: 1.2, reaction: 30,\n"
@@ -307,18 +235,18 @@ static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
                "  - {type: looper, name: saver, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 20, spare: 50, target_leverage: 3, hf_low: 1.2,\n"
                "     reaction: 30, max_slippage: 20%}\n", true);
-    step_to(&w, T_START);
+    tw_step_to(&w, T_START);
     struct pos a0 = position(&w, "alert", "ETH", "USDC");
     struct pos s0 = position(&w, "saver", "ETH", "USDC");
     struct pos z0 = position(&w, "sleepy", "ETH", "USDC");
     assert_rel(a0.exposure, 3.0, 1e-9);
     assert_rel(a0.hf, 0.85 / (1 - 1 / a0.exposure), 1e-12);
     const sp_time t_act = SP_HOUR + SP_MIN + 30 * SP_SEC;
-    step_to(&w, t_act - 1);
+    tw_step_to(&w, t_act - 1);
     struct pos a1 = position(&w, "alert", "ETH", "USDC");
     assert_rel(a1.coll, a0.coll, 0);                      /* not yet */
     assert_true(a1.hf < 1.2);
-    step_to(&w, t_act);
+    tw_step_to(&w, t_act);
     struct pos a2 = position(&w, "alert", "ETH", "USDC");
     assert_true(a2.coll < a0.coll && a2.debt < a0.debt);
     assert_rel(a2.exposure, a0.exposure, 1e-9);           /* back to its target */
@@ -329,21 +257,21 @@ static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
     assert_true(s2.coll > s0.coll);
     assert_rel(s2.exposure, s0.exposure, 1e-9);
     /* The inattentive one never moves. */
-    step_to(&w, 3 * SP_HOUR);
+    tw_step_to(&w, 3 * SP_HOUR);
     struct pos z = position(&w, "sleepy", "ETH", "USDC");
     assert_rel(z.coll, z0.coll, 0);
     assert_rel(z.debt, z0.debt, 0);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_deleverages_alert"), 1, 0);
-    assert_rel(summary(w.sim, "n_deleverages_saver"), 0, 0);
-    assert_rel(summary(w.sim, "n_margin_saver"), 1, 0);
-    assert_rel(summary(w.sim, "n_deleverages_sleepy"), 0, 0);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_deleverages_alert"), 1, 0);
+    assert_rel(tw_summary(w.sim, "n_deleverages_saver"), 0, 0);
+    assert_rel(tw_summary(w.sim, "n_margin_saver"), 1, 0);
+    assert_rel(tw_summary(w.sim, "n_deleverages_sleepy"), 0, 0);
     /* In /events/trades: loops at 1m by all three, then deleverage sales by
      * `alert` alone, all at 1h1m30s. */
     size_t n, n2, elem;
-    double *t = tu_read_f64(w.path, "/events/trades/t", &n);
-    int8_t *cause = tu_read_raw(w.path, "/events/trades/cause", &n2, &elem);
-    int32_t *agent = tu_read_raw(w.path, "/events/trades/agent", &n2, &elem);
+    double *t = tu_read_f64(w.h5, "/events/trades/t", &n);
+    int8_t *cause = tu_read_raw(w.h5, "/events/trades/cause", &n2, &elem);
+    int32_t *agent = tu_read_raw(w.h5, "/events/trades/agent", &n2, &elem);
     assert_int_equal(elem, 4);
     size_t n_delev = 0;
     for (size_t i = 0; i < n; i++) {
@@ -352,7 +280,7 @@ static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
         } else {
             assert_string_equal(sp_cause_names[cause[i]], "deleverage");
             assert_rel(t[i], sp_time_sec(t_act), 0);
-            assert_int_equal(agent[i], (int32_t)id_of(&w, "alert"));
+            assert_int_equal(agent[i], (int32_t)tw_id(&w, "alert"));
             n_delev++;
         }
     }
@@ -360,7 +288,7 @@ static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
     free(t);
     free(cause);
     free(agent);
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* A 25 % drop takes E = 3 to V = 2.25, D = 2 (per unit of equity at the
@@ -372,38 +300,38 @@ static void test_looper_deleverages_after_shock_after_its_reaction(void **state)
 static void test_looper_stuck_below_ltv_and_relevers_above_band(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "loop_stuck", "{at: 1h, drop: 25%, over: 1s}", "10000000",
                "  - {type: looper, name: stuck, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 20, target_leverage: 3, hf_low: 1.2,\n"
                "     max_slippage: 50%}\n", false);
-    step_to(&w, T_START);
+    tw_step_to(&w, T_START);
     struct pos a0 = position(&w, "stuck", "ETH", "USDC");
-    step_to(&w, 2 * SP_HOUR);
+    tw_step_to(&w, 2 * SP_HOUR);
     struct pos a1 = position(&w, "stuck", "ETH", "USDC");
     assert_rel(a1.coll, a0.coll, 0);
     assert_rel(a1.debt, a0.debt, 0);
     assert_true(a1.hf < 1);
-    world_finish(&w);
-    assert_true(summary(w.sim, "n_stuck_stuck") >= 1);
-    assert_rel(summary(w.sim, "n_deleverages_stuck"), 0, 0);
-    world_close(&w);
+    tw_finish(&w);
+    assert_true(tw_summary(w.sim, "n_stuck_stuck") >= 1);
+    assert_rel(tw_summary(w.sim, "n_deleverages_stuck"), 0, 0);
+    tw_close(&w);
 
     open_world(&w, "loop_relever", "{at: 1h, drop: -20%, over: 1s}", "10000000",
                "  - {type: looper, name: up, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 20, target_leverage: 3, hf_low: 1.2, hf_high: 1.5,\n"
                "     max_slippage: 50%}\n", false);
-    step_to(&w, T_START);
+    tw_step_to(&w, T_START);
     a0 = position(&w, "up", "ETH", "USDC");
-    step_to(&w, SP_HOUR + SP_MIN - 1);
+    tw_step_to(&w, SP_HOUR + SP_MIN - 1);
     a1 = position(&w, "up", "ETH", "USDC");
     assert_rel(a1.hf, 0.85 / (1 - 1 / 2.25), 1e-6);
-    step_to(&w, SP_HOUR + SP_MIN);
+    tw_step_to(&w, SP_HOUR + SP_MIN);
     struct pos a2 = position(&w, "up", "ETH", "USDC");
     assert_true(a2.debt > a0.debt);
     assert_rel(a2.exposure, 3.0, 1e-9);
-    world_finish(&w);
-    world_close(&w);
+    tw_finish(&w);
+    tw_close(&w);
 }
 
 /* ---- (d) a depositor run ---------------------------------------------------- */
@@ -418,7 +346,7 @@ static void test_looper_stuck_below_ltv_and_relevers_above_band(void **state)
 static void test_depositor_runs_after_drawdown_past_threshold(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "deposit_run", "", "0",
                "  - {type: depositor, name: nervous, pool: aave, token: USDC, amount: 100000,\n"
                "     run_threshold: 0.05, delay: 600}\n"
@@ -427,9 +355,9 @@ static void test_depositor_runs_after_drawdown_past_threshold(void **state)
                "  - {type: looper, name: lev, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 100, loops: 1, safety: 1, max_slippage: 20%}\n",
                false);
-    sp_id proto = id_of(&w, "aave"), lev = id_of(&w, "lev");
-    sp_token eth = tok(&w, "ETH"), usdc = tok(&w, "USDC"), ausdc = tok(&w, "aUSDC");
-    step_to(&w, 2 * SP_HOUR);
+    sp_id proto = tw_id(&w, "aave"), lev = tw_id(&w, "lev");
+    sp_token eth = tw_tok(&w, "ETH"), usdc = tw_tok(&w, "USDC"), ausdc = tw_tok(&w, "aUSDC");
+    tw_step_to(&w, 2 * SP_HOUR);
     assert_rel(sp_lending_debt(w.sim, proto, lev, usdc), 160000, 1e-12);
     assert_rel(sp_lending_exchange_rate(w.sim, proto, usdc), 1.0, 1e-12);
     double c = sp_lending_collateral(w.sim, proto, lev, eth);
@@ -437,23 +365,23 @@ static void test_depositor_runs_after_drawdown_past_threshold(void **state)
     double bad;
     assert_int_equal(sp_lending_write_off(w.sim, proto, lev, &bad), 0);
     assert_rel(sp_lending_exchange_rate(w.sim, proto, usdc), 0.2, 1e-12);
-    sp_id nervous = id_of(&w, "nervous"), calm = id_of(&w, "calm");
+    sp_id nervous = tw_id(&w, "nervous"), calm = tw_id(&w, "calm");
     const sp_time t_run = 2 * SP_HOUR + SP_MIN + 10 * SP_MIN;
-    step_to(&w, t_run - 1);
+    tw_step_to(&w, t_run - 1);
     assert_rel(sp_balance(w.sim, nervous, ausdc), 100000, 1e-12);
     assert_rel(sp_balance(w.sim, nervous, usdc), 0, 0);
-    step_to(&w, t_run);
+    tw_step_to(&w, t_run);
     assert_rel(sp_balance(w.sim, nervous, ausdc), 0, 1e-9);
     assert_rel(sp_balance(w.sim, nervous, usdc), 20000, 1e-9);
-    step_to(&w, 6 * SP_HOUR);
+    tw_step_to(&w, 6 * SP_HOUR);
     assert_rel(sp_balance(w.sim, calm, ausdc), 100000, 1e-12);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_runs_nervous"), 1, 0);
-    assert_rel(summary(w.sim, "first_run_nervous"), 7260, 0);
-    assert_rel(summary(w.sim, "withdrawn_nervous"), 20000, 1e-9);
-    assert_rel(summary(w.sim, "n_unserved_nervous"), 0, 0);
-    assert_rel(summary(w.sim, "n_runs_calm"), 0, 0);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_runs_nervous"), 1, 0);
+    assert_rel(tw_summary(w.sim, "first_run_nervous"), 7260, 0);
+    assert_rel(tw_summary(w.sim, "withdrawn_nervous"), 20000, 1e-9);
+    assert_rel(tw_summary(w.sim, "n_unserved_nervous"), 0, 0);
+    assert_rel(tw_summary(w.sim, "n_runs_calm"), 0, 0);
+    tw_close(&w);
 }
 
 /* An illiquid pool: two loopers borrow 80k each of the 200k supplied;
@@ -464,7 +392,7 @@ static void test_depositor_runs_after_drawdown_past_threshold(void **state)
 static void test_depositor_run_on_illiquid_pool_is_served_as_cash_returns(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     open_world(&w, "deposit_queue", "", "0",
                "  - {type: depositor, name: nervous, pool: aave, token: USDC, amount: 100000,\n"
                "     run_threshold: 0.05, delay: 600}\n"
@@ -475,31 +403,31 @@ static void test_depositor_run_on_illiquid_pool_is_served_as_cash_returns(void *
                "  - {type: looper, name: lev2, protocol: aave, collateral: ETH, debt: USDC,\n"
                "     venue: pool, capital: 50, loops: 1, safety: 1, max_slippage: 20%}\n",
                false);
-    sp_id proto = id_of(&w, "aave"), lev1 = id_of(&w, "lev1"), lev2 = id_of(&w, "lev2");
-    sp_id nervous = id_of(&w, "nervous");
-    sp_token eth = tok(&w, "ETH"), usdc = tok(&w, "USDC"), ausdc = tok(&w, "aUSDC");
-    step_to(&w, 2 * SP_HOUR);
+    sp_id proto = tw_id(&w, "aave"), lev1 = tw_id(&w, "lev1"), lev2 = tw_id(&w, "lev2");
+    sp_id nervous = tw_id(&w, "nervous");
+    sp_token eth = tw_tok(&w, "ETH"), usdc = tw_tok(&w, "USDC"), ausdc = tw_tok(&w, "aUSDC");
+    tw_step_to(&w, 2 * SP_HOUR);
     assert_rel(sp_lending_cash(w.sim, proto, usdc), 40000, 1e-12);
     double c = sp_lending_collateral(w.sim, proto, lev1, eth);
     assert_int_equal(sp_lending_seize(w.sim, proto, lev1, eth, c, lev1), 0);
     assert_int_equal(sp_lending_write_off(w.sim, proto, lev1, NULL), 0);
     assert_rel(sp_lending_exchange_rate(w.sim, proto, usdc), 0.6, 1e-12);
     const sp_time t_run = 2 * SP_HOUR + 11 * SP_MIN;
-    step_to(&w, t_run);
+    tw_step_to(&w, t_run);
     assert_rel(sp_balance(w.sim, nervous, usdc), 40000, 1e-8);
     assert_rel(sp_balance(w.sim, nervous, ausdc), 100000 - 40000 / 0.6, 1e-8);
-    step_to(&w, 3 * SP_HOUR);                      /* still queued: no cash */
+    tw_step_to(&w, 3 * SP_HOUR);                      /* still queued: no cash */
     assert_rel(sp_balance(w.sim, nervous, usdc), 40000, 1e-8);
     assert_int_equal(sp_mint(w.sim, usdc, lev2, 80000), 0);
     assert_int_equal(sp_lending_repay(w.sim, proto, lev2, lev2, usdc, 80000, NULL), 0);
-    step_to(&w, 3 * SP_HOUR + SP_MIN);
+    tw_step_to(&w, 3 * SP_HOUR + SP_MIN);
     assert_rel(sp_balance(w.sim, nervous, usdc), 60000, 1e-8);
     assert_rel(sp_balance(w.sim, nervous, ausdc), 0, 1e-8);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_runs_nervous"), 1, 0);
-    assert_rel(summary(w.sim, "withdrawn_nervous"), 60000, 1e-8);
-    assert_rel(summary(w.sim, "n_unserved_nervous"), 0, 0);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_runs_nervous"), 1, 0);
+    assert_rel(tw_summary(w.sim, "withdrawn_nervous"), 60000, 1e-8);
+    assert_rel(tw_summary(w.sim, "n_unserved_nervous"), 0, 0);
+    tw_close(&w);
 }
 
 /* The vault path: a vault loops ETH against USDC at 3x; a depositor puts
@@ -528,29 +456,29 @@ static void test_depositor_runs_on_a_vault(void **state)
     char text[8400];
     snprintf(text, sizeof text, "%.*s  - {name: vETH, kind: vault_share, underlying: ETH, "
              "issuer: vault}\n%s", (int)(at - yaml), yaml, at);
-    struct world w;
+    struct tw_world w;
     world_open(&w, "deposit_vault", text, false);
-    sp_id vault = id_of(&w, "vault"), nervous = id_of(&w, "nervous"), calm = id_of(&w, "calm");
-    sp_token veth = tok(&w, "vETH"), eth = tok(&w, "ETH");
-    step_to(&w, 2 * SP_HOUR);
+    sp_id vault = tw_id(&w, "vault"), nervous = tw_id(&w, "nervous"), calm = tw_id(&w, "calm");
+    sp_token veth = tw_tok(&w, "vETH"), eth = tw_tok(&w, "ETH");
+    tw_step_to(&w, 2 * SP_HOUR);
     double shares = sp_balance(w.sim, nervous, veth);
     assert_true(shares > 0);
     assert_rel(sp_vault_leverage(w.sim, vault), 3.0, 0.1);
     const sp_time t_run = 2 * SP_HOUR + 6 * SP_MIN;
-    step_to(&w, t_run - 1);
+    tw_step_to(&w, t_run - 1);
     assert_true(sp_vault_share_price(w.sim, vault) < 0.9 * 1.0);
     assert_rel(sp_balance(w.sim, nervous, veth), shares, 0);
     assert_rel(sp_balance(w.sim, nervous, eth), 0, 0);
-    step_to(&w, t_run);
+    tw_step_to(&w, t_run);
     assert_rel(sp_balance(w.sim, nervous, veth), 0, 1e-9);
     assert_true(sp_balance(w.sim, nervous, eth) > 0.7 * 10);
-    step_to(&w, 6 * SP_HOUR);
+    tw_step_to(&w, 6 * SP_HOUR);
     assert_true(sp_balance(w.sim, calm, veth) > 0);
-    world_finish(&w);
-    assert_rel(summary(w.sim, "n_runs_nervous"), 1, 0);
-    assert_rel(summary(w.sim, "first_run_nervous"), 7260, 0);
-    assert_rel(summary(w.sim, "n_runs_calm"), 0, 0);
-    world_close(&w);
+    tw_finish(&w);
+    assert_rel(tw_summary(w.sim, "n_runs_nervous"), 1, 0);
+    assert_rel(tw_summary(w.sim, "first_run_nervous"), 7260, 0);
+    assert_rel(tw_summary(w.sim, "n_runs_calm"), 0, 0);
+    tw_close(&w);
 }
 
 /* ---- (e) populations -------------------------------------------------------- */
@@ -569,22 +497,22 @@ static void run_population(const char *seed, double out[20][4], double *lev_mean
     snprintf(yaml, sizeof yaml, world_fmt, "{at: 1h, drop: 10%, over: 1s}", "10000000", agents);
     char text[8300];
     snprintf(text, sizeof text, "seed: %s\n%s", seed, yaml);
-    struct world w;
+    struct tw_world w;
     world_open(&w, "loop_pop", text, false);
-    step_to(&w, 4 * SP_HOUR);
+    tw_step_to(&w, 4 * SP_HOUR);
     for (int k = 0; k < 20; k++) {
         char name[32];
         snprintf(name, sizeof name, "crowd_%d", k);
         struct pos p = position(&w, name, "ETH", "USDC");
         out[k][0] = p.coll;
         out[k][1] = p.debt;
-        out[k][2] = sp_balance(w.sim, id_of(&w, name), tok(&w, "ETH"));
-        out[k][3] = sp_balance(w.sim, id_of(&w, name), tok(&w, "USDC"));
+        out[k][2] = sp_balance(w.sim, tw_id(&w, name), tw_tok(&w, "ETH"));
+        out[k][3] = sp_balance(w.sim, tw_id(&w, name), tw_tok(&w, "USDC"));
     }
-    world_finish(&w);
-    *lev_mean = summary(w.sim, "leverage_mean_crowd");
-    assert_true(summary(w.sim, "n_loops_crowd") >= 20);
-    world_close(&w);
+    tw_finish(&w);
+    *lev_mean = tw_summary(w.sim, "leverage_mean_crowd");
+    assert_true(tw_summary(w.sim, "n_loops_crowd") >= 20);
+    tw_close(&w);
 }
 
 static void test_looper_population_is_deterministic_per_seed(void **state)
@@ -641,16 +569,8 @@ static char *bind_errors(const char *protocol)
 {
     char text[4096];
     snprintf(text, sizeof text, bad_fmt, protocol);
-    struct sp_diag d = { 0 };
-    struct sp_scenario *sc = NULL;
-    struct sp_world_cfg cfg;
-    int rc = sp_scenario_load_string(&sc, "bad.yaml", text, strlen(text), &d);
-    if (!rc) rc = sp_world_bind(sc, sp_registry_builtin(), &cfg, &d);
-    assert_int_equal(rc, SP_ECONFIG);
-    char *msg = strdup(d.text ? d.text : "");
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
-    return msg;
+    return tw_config_error(&(struct tw_opts){ .name = "bad.yaml", .text = text, .in_memory = true },
+                           false);
 }
 
 static void test_looper_bad_protocol_and_venue_are_reported_with_line(void **state)
@@ -700,11 +620,11 @@ static void test_looper_loops_on_a_cdp(void **state)
         "agents:\n"
         "  - {type: looper, name: lev, protocol: maker, collateral: ETH, debt: DAI, venue: pool,\n"
         "     capital: 10, target_leverage: 2.5, max_slippage: 5%}\n";
-    struct world w;
+    struct tw_world w;
     world_open(&w, "loop_cdp", yaml, false);
-    step_to(&w, SP_HOUR);
-    sp_id maker = id_of(&w, "maker"), lev = id_of(&w, "lev");
-    sp_token eth = tok(&w, "ETH"), dai = tok(&w, "DAI");
+    tw_step_to(&w, SP_HOUR);
+    sp_id maker = tw_id(&w, "maker"), lev = tw_id(&w, "lev");
+    sp_token eth = tw_tok(&w, "ETH"), dai = tw_tok(&w, "DAI");
     double coll = sp_lending_collateral(w.sim, maker, lev, eth);
     double debt = sp_lending_debt(w.sim, maker, lev, dai);
     assert_true(debt > 0);
@@ -717,7 +637,7 @@ static void test_looper_loops_on_a_cdp(void **state)
     assert_true(coll > 10 * 2.2);
     /* within the cdp's limit: debt <= value / mat */
     assert_true(p.debt_value <= p.collateral_value / 1.5 * (1 + 1e-12));
-    world_close(&w);
+    tw_close(&w);
 }
 
 /* The second layer of a vault chain: a looper whose collateral is a vault's
@@ -752,11 +672,11 @@ static void test_looper_posts_vault_shares_bought_through_the_vault(void **state
              (int)(at - yaml), yaml,
              (int)(strstr(yaml, "protocols:") - at), at,
              (int)(agents - strstr(yaml, "protocols:")), strstr(yaml, "protocols:"), agents);
-    struct world w;
+    struct tw_world w;
     world_open(&w, "loop_vault_share", text, false);
-    sp_id fuse = id_of(&w, "fuse"), lev = id_of(&w, "lev"), vault = id_of(&w, "vault");
-    sp_token veth = tok(&w, "vETH"), usdc = tok(&w, "USDC"), eth = tok(&w, "ETH");
-    step_to(&w, 2 * SP_HOUR);
+    sp_id fuse = tw_id(&w, "fuse"), lev = tw_id(&w, "lev"), vault = tw_id(&w, "vault");
+    sp_token veth = tw_tok(&w, "vETH"), usdc = tw_tok(&w, "USDC"), eth = tw_tok(&w, "ETH");
+    tw_step_to(&w, 2 * SP_HOUR);
     double shares = sp_lending_collateral(w.sim, fuse, lev, veth);
     assert_true(shares > 20 * 1.5);                    /* looped: more than its capital */
     assert_true(sp_lending_debt(w.sim, fuse, lev, usdc) > 0);
@@ -770,7 +690,7 @@ static void test_looper_posts_vault_shares_bought_through_the_vault(void **state
     assert_int_equal(sp_lending_position(w.sim, fuse, lev, &p), 0);
     double exposure = p.collateral_value / (p.collateral_value - p.debt_value);
     if (!(exposure > 1.8 && exposure < 2.3)) fail_msg("exposure %g", exposure);
-    world_close(&w);
+    tw_close(&w);
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/event.h"
 #include "spiral/ledger.h"
@@ -55,57 +56,30 @@ static double ramp_at(double t) { return path(1000, ramp, 1, t); }
 
 /* ---- running scenarios ---------------------------------------------------- */
 
-struct world {
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_diag d;
-    struct sp_sim *sim;
-};
-
-static int world_bind(struct world *w, const char *name, const char *yaml,
+/* Load tests/oracle-NAME.yaml and bind with `reg` (NULL: the built-in
+ * one): the code, diagnostics in w->d. */
+static int world_bind(struct tw_world *w, const char *name, const char *yaml,
                       const struct sp_registry *reg)
 {
-    char path_[1024];
-    memset(w, 0, sizeof *w);
-    snprintf(path_, sizeof path_, "%s/tests/oracle-%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path_, yaml);
-    int rc = sp_scenario_load(&w->sc, path_, &w->d);
-    if (!rc) rc = sp_world_bind(w->sc, reg ? reg : sp_registry_builtin(), &w->cfg, &w->d);
-    return rc;
+    char nm[256];
+    snprintf(nm, sizeof nm, "oracle-%s", name);
+    return tw_bind(w, &(struct tw_opts){ .name = nm, .text = yaml, .reg = reg });
 }
 
-static void world_release(struct world *w)
-{
-    if (w->sim) {
-        sp_sim_finish(w->sim);
-        sp_sim_destroy(w->sim);
-    }
-    sp_diag_release(&w->d);
-    sp_scenario_destroy(w->sc);
-}
-
-/* Bind, build and start, without output: step it with world_step. */
-static void world_start(struct world *w, const char *name, const char *yaml,
+/* Bind, build and start, without output: step it with tw_advance. */
+static void world_start(struct tw_world *w, const char *name, const char *yaml,
                         const struct sp_registry *reg)
 {
     int rc = world_bind(w, name, yaml, reg);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &w->d);
-    if (!rc) rc = sp_sim_start(w->sim);
     if (rc) sp_diag_print(&w->d, stderr);
     assert_int_equal(rc, 0);
-}
-
-static void world_step(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, UINT64_MAX, &drained);
-    assert_int_equal(sp_sim_failure(w->sim, NULL), 0);
+    tw_start(w, &(struct tw_opts){ 0 });
 }
 
 /* Run to the horizon, recording to NAME.h5 in a fresh tests/tmp-oracle-PID (path in out). */
 static void run_to_file(const char *name, const char *yaml, char *out, size_t size)
 {
-    struct world w;
+    struct tw_world w;
     int rc = world_bind(&w, name, yaml, NULL);
     if (rc) sp_diag_print(&w.d, stderr);
     assert_int_equal(rc, 0);
@@ -116,7 +90,7 @@ static void run_to_file(const char *name, const char *yaml, char *out, size_t si
     if (rc || w.d.n_errors) sp_diag_print(&w.d, stderr);
     assert_int_equal(rc, 0);
     assert_int_equal(st, SP_RUN_COMPLETE);
-    world_release(&w);
+    tw_release(&w);
 }
 
 struct rows { size_t n; double *t, *t_us, *price, *source, *delivered; };
@@ -286,18 +260,18 @@ static void test_oracle_osm_publishes_the_previous_hop_price(void **state)
 
     /* What a consumer sees: at 1h59m the source has been 450 for 28 minutes,
      * the OSM still says 1000 (read at t = 0, published at 1h). */
-    struct world w;
+    struct tw_world w;
     world_start(&w, "osm-live", yaml, NULL);
     sp_id osm = sp_sim_find(w.sim, "osm");
     assert_true(sp_is_oracle(w.sim, osm));
-    world_step(&w, 7140 * SP_SEC);
+    tw_advance(&w, 7140 * SP_SEC);
     assert_true(sp_reference_price(w.sim, sp_sim_find(w.sim, "reference_ETH")) == 450);
     assert_true(sp_oracle_price(w.sim, osm) == 1000);
     assert_true(sp_oracle_updated_at(w.sim, osm) == SP_HOUR);
-    world_step(&w, 2 * SP_HOUR);
+    tw_advance(&w, 2 * SP_HOUR);
     assert_true(sp_oracle_price(w.sim, osm) == 900);
     assert_true(sp_oracle_updated_at(w.sim, osm) == 2 * SP_HOUR);
-    world_release(&w);
+    tw_release(&w);
     /* Just before the 2h poke, the delivered price (read at 0) is 2h old. */
     assert_true(tu_attr_f64(out, "/summary", "max_age_osm") == 7200);
 }
@@ -402,21 +376,21 @@ static void test_oracle_latency_delays_delivery_not_publication(void **state)
     expect_rows(&r, 4, t, p, p, 30);
     rows_release(&r);
 
-    struct world w;
+    struct tw_world w;
     world_start(&w, "latency-live", yaml, NULL);
     sp_id hb = sp_sim_find(w.sim, "hb");
-    world_step(&w, 29 * SP_SEC);
+    tw_advance(&w, 29 * SP_SEC);
     assert_true(isnan(sp_oracle_price(w.sim, hb)));       /* nothing delivered yet */
     assert_true(sp_oracle_updated_at(w.sim, hb) == -1);
-    world_step(&w, 30 * SP_SEC);
+    tw_advance(&w, 30 * SP_SEC);
     assert_true(sp_oracle_price(w.sim, hb) == 1000);
     assert_true(sp_oracle_updated_at(w.sim, hb) == 0);
-    world_step(&w, 20 * SP_MIN + 29 * SP_SEC);            /* published at 20m, in flight */
+    tw_advance(&w, 20 * SP_MIN + 29 * SP_SEC);            /* published at 20m, in flight */
     assert_true(sp_oracle_price(w.sim, hb) == 1000);
-    world_step(&w, 20 * SP_MIN + 30 * SP_SEC);
+    tw_advance(&w, 20 * SP_MIN + 30 * SP_SEC);
     assert_true(sp_oracle_price(w.sim, hb) == 900);
     assert_true(sp_oracle_updated_at(w.sim, hb) == 20 * SP_MIN);
-    world_release(&w);
+    tw_release(&w);
 }
 
 static void test_oracle_subscribers_get_an_event_at_each_delivery(void **state)
@@ -425,7 +399,7 @@ static void test_oracle_subscribers_get_an_event_at_each_delivery(void **state)
     struct sp_registry *reg;
     assert_int_equal(sp_registry_create(&reg, sp_registry_builtin()), 0);
     assert_int_equal(sp_registry_add(reg, &listener_ops), 0);
-    struct world w;
+    struct tw_world w;
     world_start(&w, "subscribe",
                 "horizon: 1h\n"
                 "tokens: [{name: ETH, kind: base}]\n"
@@ -439,7 +413,7 @@ static void test_oracle_subscribers_get_an_event_at_each_delivery(void **state)
                 "  - {type: oracle_listener, name: fan, oracle: hb}\n", reg);
     sp_id hb = sp_sim_find(w.sim, "hb");
     assert_int_equal(sp_oracle_subscribe(w.sim, sp_sim_find(w.sim, "fan"), hb, 1), SP_EINVAL);
-    world_step(&w, SP_HOUR);
+    tw_advance(&w, SP_HOUR);
     const struct listener *l = sp_sim_entity_state(w.sim, sp_sim_find(w.sim, "fan"));
     /* Published at 0, 20m, 40m, 60m; delivered 30 s later; the last one
      * falls after the horizon. */
@@ -453,7 +427,7 @@ static void test_oracle_subscribers_get_an_event_at_each_delivery(void **state)
         assert_true(l->from[i] == hb);
         assert_true(l->prio[i] == SP_PRIO_ORACLE);
     }
-    world_release(&w);
+    tw_release(&w);
     sp_registry_destroy(reg);
 }
 
@@ -558,7 +532,7 @@ static void test_oracle_twap_of_an_amm_uses_its_price_cumulative(void **state)
     struct sp_registry *reg;
     assert_int_equal(sp_registry_create(&reg, sp_registry_builtin()), 0);
     assert_int_equal(sp_registry_add(reg, &trader_ops), 0);
-    struct world w;
+    struct tw_world w;
     world_start(&w, "twap-amm",
                 "horizon: 30m\n"
                 "tokens: [{name: ETH, kind: base}, {name: USDC, kind: stable}]\n"
@@ -578,19 +552,19 @@ static void test_oracle_twap_of_an_amm_uses_its_price_cumulative(void **state)
     double p1 = (100000 + in) / (100 - out);
     sp_id tw = sp_sim_find(w.sim, "tw"), spot = sp_sim_find(w.sim, "spot");
     /* The 10m poll runs before the 10m trade (oracle priority < agent). */
-    world_step(&w, 10 * SP_MIN);
+    tw_advance(&w, 10 * SP_MIN);
     assert_true(sp_oracle_price(w.sim, tw) == 1000);
     assert_true(sp_oracle_price(w.sim, spot) == 1000);
-    world_step(&w, 11 * SP_MIN);
+    tw_advance(&w, 11 * SP_MIN);
     assert_true(fabs(sp_oracle_price(w.sim, spot) - p1) < 1e-9 * p1);
     double want = (9 * 1000.0 + 1 * p1) / 10;
     assert_true(fabs(sp_oracle_price(w.sim, tw) - want) < 1e-9 * want);
-    world_step(&w, 15 * SP_MIN);
+    tw_advance(&w, 15 * SP_MIN);
     want = (1000.0 + p1) / 2;                             /* 5 minutes at each price */
     assert_true(fabs(sp_oracle_price(w.sim, tw) - want) < 1e-9 * want);
-    world_step(&w, 20 * SP_MIN);
+    tw_advance(&w, 20 * SP_MIN);
     assert_true(fabs(sp_oracle_price(w.sim, tw) - p1) < 1e-9 * p1);
-    world_release(&w);
+    tw_release(&w);
     sp_registry_destroy(reg);
 }
 
@@ -624,13 +598,13 @@ static void test_oracle_freeze_and_offset_failures(void **state)
     assert_true(fabs(tu_attr_f64(out, "/summary", "max_deviation_hb") - 100.0 / 900) < 1e-15);
     assert_true(tu_attr_f64(out, "/summary", "n_updates_hb") == 7);
 
-    struct world w;
+    struct tw_world w;
     world_start(&w, "failures-live", yaml, NULL);
     sp_id hb = sp_sim_find(w.sim, "hb");
-    world_step(&w, 44 * SP_MIN);                          /* frozen: the delivered price stays */
+    tw_advance(&w, 44 * SP_MIN);                          /* frozen: the delivered price stays */
     assert_true(sp_oracle_price(w.sim, hb) == 1000);
     assert_true(sp_oracle_updated_at(w.sim, hb) == 20 * SP_MIN);
-    world_release(&w);
+    tw_release(&w);
 }
 
 static void test_oracle_chainlink_after_a_freeze_publishes_at_once(void **state)
@@ -707,14 +681,14 @@ static void test_oracle_bad_input_is_reported_with_file_line_and_key(void **stat
                  "  - {type: gbm, asset: ETH, initial: 1000}\n"
                  "oracles:\n"
                  "  - %s\n", cases[i].oracle);
-        struct world w;
+        struct tw_world w;
         int rc = world_bind(&w, "bad", yaml, NULL);
-        const char *text = w.d.text ? w.d.text : "";
+        const char *text = tw_diag(&w);
         snprintf(where, sizeof where, "%s/tests/oracle-bad.yaml:6:", SP_BINARY_DIR);
         if (rc != SP_ECONFIG || !strstr(text, where) || !strstr(text, cases[i].key) ||
             !strstr(text, cases[i].message))
             fail_msg("case %zu (%s): rc %d, got:\n%s", i, cases[i].oracle, rc, text);
-        world_release(&w);
+        tw_release(&w);
     }
 }
 

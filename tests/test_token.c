@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/module.h"
@@ -100,60 +101,30 @@ static const struct sp_module_ops test_pool_ops = {
 
 /* ---- building worlds from YAML --------------------------------------------- */
 
-struct world {
+/* The built-in registry and the test protocol. */
+static struct sp_registry *registry(void)
+{
     struct sp_registry *reg;
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
-    struct sp_diag d;
-    struct sp_sim *sim;
-    char path[1024];
-};
-
-static int world_bind(struct world *w, const char *name, const char *yaml)
-{
-    memset(w, 0, sizeof *w);
-    assert_int_equal(sp_registry_create(&w->reg, sp_registry_builtin()), 0);
-    assert_int_equal(sp_registry_add(w->reg, &test_pool_ops), 0);
-    snprintf(w->path, sizeof w->path, "%s/tests/token-%s.yaml", SP_BINARY_DIR, name);
-    tu_write(w->path, yaml);
-    int rc = sp_scenario_load(&w->sc, w->path, &w->d);
-    if (!rc) rc = sp_world_bind(w->sc, w->reg, &w->cfg, &w->d);
-    return rc;
+    assert_int_equal(sp_registry_create(&reg, sp_registry_builtin()), 0);
+    assert_int_equal(sp_registry_add(reg, &test_pool_ops), 0);
+    return reg;
 }
 
-static void world_release(struct world *w)
+/* Load tests/token-NAME.yaml (path in w->yaml) and bind: the code,
+ * diagnostics in w->d. */
+static int world_bind(struct tw_world *w, const char *name, const char *yaml)
 {
-    if (w->sim) {
-        sp_sim_finish(w->sim);
-        sp_sim_destroy(w->sim);
-    }
-    sp_diag_release(&w->d);
-    sp_scenario_destroy(w->sc);
-    sp_registry_destroy(w->reg);
+    char nm[256];
+    snprintf(nm, sizeof nm, "token-%s", name);
+    return tw_bind(w, &(struct tw_opts){ .name = nm, .text = yaml, .registry = registry });
 }
 
-static void world_start(struct world *w, const char *name, const char *yaml)
+static void world_start(struct tw_world *w, const char *name, const char *yaml)
 {
     int rc = world_bind(w, name, yaml);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &w->d);
-    if (!rc) rc = sp_sim_start(w->sim);
     if (rc) sp_diag_print(&w->d, stderr);
     assert_int_equal(rc, 0);
-}
-
-static void world_step(struct world *w, sp_time until)
-{
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, UINT64_MAX, &drained);
-    const char *msg;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-}
-
-static sp_token tok(struct world *w, const char *name)
-{
-    sp_token t = sp_token_find(w->sim, name);
-    assert_true(t >= 0);
-    return t;
+    tw_start(w, &(struct tw_opts){ 0 });
 }
 
 /* ---- kinds and layers ------------------------------------------------------ */
@@ -191,11 +162,12 @@ static const char graph_yaml[] =
 static void test_token_kinds_and_layers_follow_the_graph(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_start(&w, "graph", graph_yaml);
     struct sp_sim *sim = w.sim;
-    sp_token eth = tok(&w, "ETH"), usdc = tok(&w, "USDC"), st = tok(&w, "stETH"),
-             ast = tok(&w, "astETH"), lp1 = tok(&w, "ETHUSDC_LP"), lp2 = tok(&w, "STETH_LP");
+    sp_token eth = tw_tok(&w, "ETH"), usdc = tw_tok(&w, "USDC"), st = tw_tok(&w, "stETH"),
+             ast = tw_tok(&w, "astETH"), lp1 = tw_tok(&w, "ETHUSDC_LP"),
+             lp2 = tw_tok(&w, "STETH_LP");
     assert_int_equal(sp_token_kind(sim, eth), SP_TOKEN_BASE);
     assert_int_equal(sp_token_kind(sim, usdc), SP_TOKEN_STABLE);
     assert_int_equal(sp_token_kind(sim, st), SP_TOKEN_LST);
@@ -224,7 +196,7 @@ static void test_token_kinds_and_layers_follow_the_graph(void **state)
     /* the lst schema defaults */
     assert_true(REL(sp_token_apr(sim, st), 0.04));
     assert_int_equal(sp_token_redemption_delay(sim, st), SP_DAY);
-    world_release(&w);
+    tw_release(&w);
 }
 
 /* ---- values ---------------------------------------------------------------- */
@@ -232,16 +204,16 @@ static void test_token_kinds_and_layers_follow_the_graph(void **state)
 static void test_token_lst_accrues_its_apr_continuously(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_start(&w, "accrual", graph_yaml);
     struct sp_sim *sim = w.sim;
-    sp_token eth = tok(&w, "ETH"), usdc = tok(&w, "USDC"), st = tok(&w, "stETH"),
-             ast = tok(&w, "astETH");
+    sp_token eth = tw_tok(&w, "ETH"), usdc = tw_tok(&w, "USDC"), st = tw_tok(&w, "stETH"),
+             ast = tw_tok(&w, "astETH");
     assert_true(REL(sp_token_value(sim, eth), 2000.0));
     assert_true(REL(sp_token_value(sim, usdc), 1.0));
     assert_true(REL(sp_token_rate(sim, st), 1.05));
     assert_true(REL(sp_token_value(sim, st), 1.05 * 2000.0));
-    world_step(&w, SP_YEAR);
+    tw_advance(&w, SP_YEAR);
     /* after one year: rate0 · e^apr, times the base (volatility 0: 2000) */
     double want = 1.05 * exp(0.04) * 2000.0;
     assert_true(REL(sp_token_rate(sim, st), 1.05 * exp(0.04)));
@@ -252,16 +224,16 @@ static void test_token_lst_accrues_its_apr_continuously(void **state)
     /* the oracle `value` source read the lst at its last poll (t = 365d) */
     sp_id orc = sp_sim_find(sim, "steth_value");
     assert_true(REL(sp_oracle_price(sim, orc), want));
-    world_release(&w);
+    tw_release(&w);
 }
 
 static void test_token_lp_value_is_reserves_over_supply(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_start(&w, "lp", graph_yaml);
     struct sp_sim *sim = w.sim;
-    sp_token lp1 = tok(&w, "ETHUSDC_LP");
+    sp_token lp1 = tw_tok(&w, "ETHUSDC_LP");
     sp_id venue = sp_sim_find(sim, "ethusdc"), agent = sp_sim_find(sim, "lp");
     /* the initial liquidity's LP tokens belong to the venue: sqrt(100 · 200000) */
     double s0 = sqrt(100.0 * 200000.0);
@@ -273,17 +245,17 @@ static void test_token_lp_value_is_reserves_over_supply(void **state)
     assert_true(REL(sp_token_value(sim, lp1), 400000.0 / s0));
     /* 1h: the agent adds 10 ETH + 20000 USDC (the pool's ratio): minted
      * s0 · 10/100 LP tokens, in the ledger */
-    world_step(&w, SP_HOUR);
+    tw_advance(&w, SP_HOUR);
     double minted = s0 * 0.1;
     assert_true(fabs(sp_balance(sim, agent, lp1) - minted) <= 1e-9 * minted);
     assert_true(REL(sp_amm_lp_shares(sim, venue, agent), sp_balance(sim, agent, lp1)));
     assert_true(REL(sp_supply(sim, lp1), sp_amm_lp_supply(sim, venue)));
     assert_true(fabs(sp_token_value(sim, lp1) - 400000.0 / s0) <= 1e-9 * 400000.0 / s0);
     /* 2h: it removes half: burned */
-    world_step(&w, 2 * SP_HOUR);
+    tw_advance(&w, 2 * SP_HOUR);
     assert_true(fabs(sp_balance(sim, agent, lp1) - minted / 2) <= 1e-9 * minted);
     assert_true(REL(sp_supply(sim, lp1), sp_amm_lp_supply(sim, venue)));
-    assert_true(fabs(sp_balance(sim, agent, tok(&w, "ETH")) - 5.0) <= 1e-9);
+    assert_true(fabs(sp_balance(sim, agent, tw_tok(&w, "ETH")) - 5.0) <= 1e-9);
     /* LP tokens are transferable: whoever holds them can redeem them */
     sp_id lender = sp_sim_find(sim, "lender");
     double held = sp_balance(sim, agent, lp1), ob, oq;
@@ -297,12 +269,12 @@ static void test_token_lp_value_is_reserves_over_supply(void **state)
     assert_true(REL(sp_amm_lp_supply(sim, venue), s0));
     assert_int_equal(sp_ledger_check(sim), 0);
     /* the stableswap lp: (1000 · v(stETH) + 1000 · v(ETH)) / D, D = 2000 at balance */
-    sp_token lp2 = tok(&w, "STETH_LP");
-    double v2 = (1000.0 * sp_token_value(sim, tok(&w, "stETH")) + 1000.0 * 2000.0) /
+    sp_token lp2 = tw_tok(&w, "STETH_LP");
+    double v2 = (1000.0 * sp_token_value(sim, tw_tok(&w, "stETH")) + 1000.0 * 2000.0) /
                 sp_supply(sim, lp2);
     assert_true(REL(sp_supply(sim, lp2), 2000.0));
     assert_true(REL(sp_token_value(sim, lp2), v2));
-    world_release(&w);
+    tw_release(&w);
 }
 
 /* ---- rate functions and the per-event cache (a hand-built sim) ------------- */
@@ -452,7 +424,7 @@ static void test_token_lst_redemption_burns_now_and_mints_at_ready_time(void **s
 static void test_token_redemption_in_a_world_keeps_the_ledger_conserved(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     world_start(&w, "redeem",
                 "horizon: 3d\n"
                 "output: {sample_every: 1h}\n"
@@ -465,20 +437,20 @@ static void test_token_redemption_in_a_world_keeps_the_ledger_conserved(void **s
                 "  - {type: scripted, name: whale, holdings: [{token: stETH, amount: 10}],\n"
                 "     actions: []}\n");
     struct sp_sim *sim = w.sim;
-    sp_token eth = tok(&w, "ETH"), st = tok(&w, "stETH");
+    sp_token eth = tw_tok(&w, "ETH"), st = tw_tok(&w, "stETH");
     sp_id whale = sp_sim_find(sim, "whale");
     assert_int_equal(sp_token_redemption_delay(sim, st), 7 * SP_DAY);  /* the default */
-    world_step(&w, SP_HOUR);
+    tw_advance(&w, SP_HOUR);
     sp_time ready;
     assert_int_equal(sp_lst_redeem(sim, st, whale, 4.0, &ready), 0);
     assert_int_equal(ready, SP_HOUR + 7 * SP_DAY);
     double want = 4.0 * exp(0.05 * (double)SP_HOUR / (double)SP_YEAR);
     assert_true(REL(sp_lst_pending(sim, st, whale), want));
     assert_true(REL(sp_balance(sim, whale, st), 6.0));
-    world_step(&w, 3 * SP_DAY);                          /* the horizon: still queued */
+    tw_advance(&w, 3 * SP_DAY);                          /* the horizon: still queued */
     assert_true(sp_balance(sim, whale, eth) == 0.0);
     assert_int_equal(sp_ledger_check(sim), 0);
-    world_release(&w);
+    tw_release(&w);
 }
 
 /* ---- bad input --------------------------------------------------------------- */
@@ -546,10 +518,10 @@ static void test_token_bad_input_is_reported_with_line_key_and_hint(void **state
         const struct bad_token *c = &bad_tokens[i];
         char yaml[2048], where[1200];
         bad_yaml(yaml, sizeof yaml, c);
-        struct world w;
+        struct tw_world w;
         int rc = world_bind(&w, c->name, yaml);
-        const char *text = w.d.text ? w.d.text : "";
-        snprintf(where, sizeof where, "%s:%d:", w.path, c->line);
+        const char *text = tw_diag(&w);
+        snprintf(where, sizeof where, "%s:%d:", w.yaml, c->line);
         if (rc != SP_ECONFIG || !strstr(text, where) || !strstr(text, c->key) ||
             !strstr(text, c->message)) {
             fprintf(stderr, "case %s: rc %d, want '%s' '%s' '%s', got:\n%s\n", c->name, rc,
@@ -563,7 +535,7 @@ static void test_token_bad_input_is_reported_with_line_key_and_hint(void **state
                 failures++;
             }
         }
-        world_release(&w);
+        tw_release(&w);
     }
     assert_int_equal(failures, 0);
 }
@@ -572,7 +544,7 @@ static void test_token_bad_input_is_reported_with_line_key_and_hint(void **state
 static void test_token_oracle_value_source_names_a_token(void **state)
 {
     (void)state;
-    struct world w;
+    struct tw_world w;
     int rc = world_bind(&w, "oracle_bad",
                         "horizon: 1d\n"
                         "tokens:\n"
@@ -582,13 +554,13 @@ static void test_token_oracle_value_source_names_a_token(void **state)
                         "  - {type: gbm, asset: ETH, initial: 2000}\n"
                         "oracles:\n"
                         "  - {type: heartbeat, name: o, source: {type: value, of: stETh}}\n");
-    const char *text = w.d.text ? w.d.text : "";
+    const char *text = tw_diag(&w);
     char where[1200];
-    snprintf(where, sizeof where, "%s:8:", w.path);
+    snprintf(where, sizeof where, "%s:8:", w.yaml);
     if (rc != SP_ECONFIG || !strstr(text, where) || !strstr(text, "oracles.0.source.of") ||
         !strstr(text, "unknown token 'stETh' (did you mean 'stETH'?)"))
         fail_msg("rc %d, got:\n%s", rc, text);
-    world_release(&w);
+    tw_release(&w);
 }
 
 /* Through the CLI: exit code 2 and the same message.  The binary has no

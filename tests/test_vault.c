@@ -28,6 +28,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "testutil.h"
+#include "testworld.h"
 #include "spiral/error.h"
 #include "spiral/ledger.h"
 #include "spiral/market.h"
@@ -68,36 +69,20 @@ static struct sp_registry *registry(void)
     return reg;
 }
 
+/* A tw_world and the vault's cast; `sim` is tw.sim, for brevity. */
 struct world {
-    struct sp_registry *reg;
-    struct sp_scenario *sc;
-    struct sp_world_cfg cfg;
+    struct tw_world tw;
     struct sp_sim *sim;
-    struct sp_rec *rec;
     sp_id vault, lend, alice, bob;
     sp_token eth, usdc, share;
 };
 
+/* Build with registry(); record to `out` (NULL: no output). */
 static void world_open(struct world *w, const char *name, const char *yaml, const char *out)
 {
-    struct sp_diag d = { 0 };
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/%s.yaml", SP_BINARY_DIR, name);
-    tu_write(path, yaml);
-    w->reg = registry();
-    w->rec = NULL;
-    int rc = sp_scenario_load(&w->sc, path, &d);
-    if (!rc) rc = sp_world_bind(w->sc, w->reg, &w->cfg, &d);
-    if (!rc) rc = sp_world_build(&w->sim, &w->cfg, &d);
-    if (rc) sp_diag_print(&d, stderr);
-    assert_int_equal(rc, 0);
-    sp_diag_release(&d);
-    if (out) {
-        assert_int_equal(sp_rec_create(&w->rec, out, NULL), 0);
-        assert_int_equal(sp_trades_open(w->sim, w->rec), 0);
-        sp_sim_set_recorder(w->sim, w->rec);
-    }
-    assert_int_equal(sp_sim_start(w->sim), 0);
+    tw_open(&w->tw, &(struct tw_opts){ .name = name, .text = yaml, .registry = registry,
+                                       .h5 = out });
+    w->sim = w->tw.sim;
     w->vault = sp_sim_find(w->sim, "vault");
     w->lend = sp_sim_find(w->sim, "lend");
     w->alice = sp_sim_find(w->sim, "alice");
@@ -109,34 +94,24 @@ static void world_open(struct world *w, const char *name, const char *yaml, cons
     assert_false(sp_vault_is(w->sim, w->lend));
 }
 
+/* With output: finish, write the summary metrics and close it. */
 static void world_close(struct world *w)
 {
-    if (w->rec) {
+    if (w->tw.rec) {
         sp_sim_finish(w->sim);
         for (size_t i = 0; i < sp_sim_summary_count(w->sim); i++) {
             double v;
             const char *k = sp_sim_summary_get(w->sim, i, &v);
-            sp_rec_attr_f64(w->rec, "/summary", k, v);
+            sp_rec_attr_f64(w->tw.rec, "/summary", k, v);
         }
-        assert_int_equal(sp_rec_close(w->rec, "complete"), 0);
+        assert_int_equal(sp_rec_close(w->tw.rec, "complete"), 0);
     }
-    sp_sim_destroy(w->sim);
-    sp_scenario_destroy(w->sc);
-    sp_registry_destroy(w->reg);
-}
-
-static void check_ok(struct world *w)
-{
-    const char *msg = NULL;
-    if (sp_sim_failure(w->sim, &msg)) fail_msg("run failed: %s", msg);
-    assert_int_equal(sp_ledger_check(w->sim), 0);
+    tw_close(&w->tw);
 }
 
 static void step_to(struct world *w, sp_time until)
 {
-    bool drained = false;
-    while (!drained) sp_sim_step(w->sim, until, 1u << 20, &drained);
-    check_ok(w);
+    tw_step_to(&w->tw, until);
 }
 
 /* NAV recomputed from the protocol and the ledger (vault.c's definition). */
@@ -161,18 +136,7 @@ static void check_price(struct world *w)
     assert_rel(sp_token_rate(w->sim, w->share), price, 1e-12);
     double c = sp_lending_collateral(w->sim, w->lend, w->vault, w->eth);
     if (c > 0) assert_rel(sp_vault_leverage(w->sim, w->vault), c / nav, 1e-12);
-    check_ok(w);
-}
-
-static double summary(struct sp_sim *sim, const char *name)
-{
-    for (size_t i = 0; i < sp_sim_summary_count(sim); i++) {
-        double v;
-        const char *k = sp_sim_summary_get(sim, i, &v);
-        if (!strcmp(k, name)) return v;
-    }
-    fail_msg("no summary metric %s", name);
-    return NAN;
+    tw_check(&w->tw);
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -376,7 +340,7 @@ static void test_vault_run_deleverages_through_the_market(void **state)
 static double summary_unpaid(struct world *w)
 {
     sp_sim_finish(w->sim);
-    return summary(w->sim, "unpaid_vault");
+    return tw_summary(w->sim, "unpaid_vault");
 }
 
 static void test_vault_thin_venue_pays_a_redemption_in_part(void **state)
@@ -443,7 +407,7 @@ static void test_vault_shares_are_collateral_in_a_second_protocol(void **state)
     assert_int_equal(sp_lending_deposit(w.sim, lend2, w.alice, w.share, sh), 0);
     double borrow = 0.4 * sh * price * p_eth;
     assert_int_equal(sp_lending_borrow(w.sim, lend2, w.alice, w.usdc, borrow), 0);
-    check_ok(&w);
+    tw_check(&w.tw);
     struct sp_lending_position pos0, pos1;
     assert_int_equal(sp_lending_position(w.sim, lend2, w.alice, &pos0), 0);
     /* ETH −10 %: the share (3x) loses about 30 % of its value in USD·(1/0.9)
@@ -517,21 +481,9 @@ static void test_vault_loops_on_a_cdp(void **state)
 static void expect_bind_error(const char *yaml, const char *where, const char *what,
                               const char *key)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/bad_vault.yaml", SP_BINARY_DIR);
-    tu_write(path, yaml);
-    struct sp_registry *reg = registry();
-    struct sp_diag d = { 0 };
-    struct sp_scenario *sc;
-    assert_int_equal(sp_scenario_load(&sc, path, &d), 0);
-    struct sp_world_cfg cfg;
-    assert_int_equal(sp_world_bind(sc, reg, &cfg, &d), SP_ECONFIG);
-    const char *text = d.text ? d.text : "";
-    if (!strstr(text, where) || !strstr(text, what) || !strstr(text, key))
-        fail_msg("expected '%s' ... '%s' ... '%s' in:\n%s", where, key, what, text);
-    sp_diag_release(&d);
-    sp_scenario_destroy(sc);
-    sp_registry_destroy(reg);
+    tw_expect_config_error(&(struct tw_opts){ .name = "bad_vault", .text = yaml,
+                                              .registry = registry },
+                           true, where, what, key, (const char *)NULL);
 }
 
 static const char bad_fmt[] =
